@@ -1,0 +1,1 @@
+"""experiments.toml: studies as data, validated completely before anything runs."""

@@ -1,0 +1,1 @@
+"""Runs a plan: the run store, the scheduler, executors and the detached supervisor."""
