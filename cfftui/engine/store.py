@@ -2,9 +2,10 @@
 
     runs/<experiment>/
         plan.json           the planned runs: [{run_id, cell, seed}], in plan order
-        supervisor.lock     held (flock) by the live supervisor of this experiment
-        heartbeat.json      {pid, host, t}: the supervisor rewrites it every few seconds
-        control/            requests to the supervisor (stop, retry), one file each
+        supervisor.lock     held (flock) by the live supervisor of this experiment; {pid, host, t} inside
+        supervisor.log      the supervisor's own log (state changes, errors), appended
+        heartbeat.json      {pid, host, t, started_at, counts}: rewritten every few seconds
+        control/            requests to the supervisor (stop, retry), one JSON file each
         results/            analysis tables and exports
         <run_id>/
             spec.json       the RunSpec the worker runs (written once, before the first start)
@@ -96,6 +97,11 @@ class RunStatus:
     first_started_at: float | None = None
     error: str | None = None
     """Last error in one line (exit reason, traceback tail, lost process...)."""
+    pid_start: float | None = None
+    """The worker process's creation time (psutil), so a new supervisor re-adopts the same process,
+    never another one that reused its pid."""
+    failures: int = 0
+    """Failed or lost attempts since the retry budget was last reset; retried while <= retries."""
     updated_at: float = field(default_factory=time.time)
 
     @classmethod
@@ -159,3 +165,12 @@ class RunStore:
 
     def results_dir(self, experiment: str) -> Path:
         return self.experiment_dir(experiment) / "results"
+
+    def lock_path(self, experiment: str) -> Path:
+        return self.experiment_dir(experiment) / "supervisor.lock"
+
+    def log_path(self, experiment: str) -> Path:
+        return self.experiment_dir(experiment) / "supervisor.log"
+
+    def control_dir(self, experiment: str) -> Path:
+        return self.experiment_dir(experiment) / "control"
