@@ -1,0 +1,305 @@
+"""The console app: one watcher thread reads the run store, screens show its payloads, actions go to the engine."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from cfftui.tui import backend
+from cfftui.tui.feed import Overview, RunPayload, StoreFeed, StudyPayload
+from cfftui.tui.live import Clock
+
+POLL_INTERVAL_S = 0.3
+"""The watcher's cycle (≈3 Hz): every cycle tails the runs in view and posts at most one payload."""
+
+ViewRequest = tuple[Any, ...]
+"""What the active screen wants: ("overview",), ("study", exp, selected_key, filter) or ("run", exp, id, layer)."""
+
+
+class ConsoleCommands(Provider):
+    """Every console action, for the command palette (ctrl+p)."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        app = self.app
+        assert isinstance(app, CffApp)
+        return app.palette_commands()
+
+    async def discover(self) -> Hits:
+        for text, help_text, callback in self._commands():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, help_text, callback in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+class CffApp(App[int]):
+    """cfftui's console: experiments, a live study, a run, results and help, keyboard first."""
+
+    TITLE = "cfftui"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False),
+    ]
+
+    @dataclass
+    class Polled(Message):
+        """The watcher read the store; `payload` is what the active screen asked for."""
+
+        payload: Overview | StudyPayload | RunPayload | None
+        names: tuple[str, ...]
+
+    @dataclass
+    class ActionFinished(Message):
+        """An engine or statistics action ended; `ok` is False when it failed (`text` says why)."""
+
+        action: str
+        experiment: str
+        ok: bool
+        text: str
+
+    @dataclass
+    class AnalysisReady(Message):
+        experiment: str
+        view: backend.AnalysisView | None
+        error: str | None
+
+    def __init__(self, study_file: str = "experiments.toml", runs_dir: str = "runs", *,
+                 attach: str | None = None, clock: Clock = time.time,
+                 poll_interval: float = POLL_INTERVAL_S) -> None:
+        super().__init__()
+        self.study_file = study_file
+        self.runs_dir = runs_dir
+        self.attach = attach
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.feed = StoreFeed(runs_dir, study_file, clock)
+        self.view_request: ViewRequest = ("overview",)
+        self.experiment_names: tuple[str, ...] = ()
+        self.headlines: dict[str, str] = {}
+        self.analyses: dict[str, backend.AnalysisView] = {}
+        self.payloads = 0
+        """Payloads applied so far (tests wait on it instead of sleeping)."""
+        self._consumed = threading.Event()
+        self._consumed.set()
+        self._wake = threading.Event()
+        self._headline_pending: set[str] = set()
+
+    # --- lifecycle ------------------------------------------------------------------
+    def on_mount(self) -> None:
+        from cfftui.tui.screens.experiments import ExperimentsScreen
+
+        self.push_screen(ExperimentsScreen())
+        if self.attach:
+            self.open_study(self.attach)
+        self._watch_store()
+
+    def request_view(self, request: ViewRequest) -> None:
+        """Screens say what they show; the watcher answers on its next cycle (woken at once)."""
+        if request != self.view_request:
+            self.view_request = request
+            self._wake.set()
+
+    @work(thread=True, exclusive=True, group="watcher", exit_on_error=False, description="tail the run store")
+    def _watch_store(self) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            request = self.view_request
+            payload = self._payload_for(request)
+            names = tuple(self.feed.experiment_names())
+            # backpressure: wait (at most a cycle) until the UI applied the last payload; never queue up
+            if self._consumed.wait(self.poll_interval) and not worker.is_cancelled:
+                if request != self.view_request:
+                    continue  # the user moved on while this was built: build what they see now
+                self._consumed.clear()
+                self.post_message(self.Polled(payload, names))
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _payload_for(self, request: ViewRequest) -> Overview | StudyPayload | RunPayload | None:
+        kind = request[0]
+        if kind == "study":
+            return self.feed.study_view(request[1], selected=request[2], state_filter=request[3])
+        if kind == "run":
+            return self.feed.run_view(request[1], request[2], layer=request[3])
+        if kind == "overview":
+            return self.feed.overview()
+        return None
+
+    def on_cff_app_polled(self, message: Polled) -> None:
+        try:
+            self.experiment_names = message.names
+            apply = getattr(self.screen, "apply_payload", None)
+            if apply is not None and message.payload is not None:
+                apply(message.payload)
+            if isinstance(message.payload, Overview):
+                for row in message.payload.rows:
+                    if row.finished and row.name not in self.headlines and row.name not in self._headline_pending:
+                        self._headline_pending.add(row.name)
+                        self._analyse(row.name)
+            self.payloads += 1
+        finally:
+            self._consumed.set()
+
+    # --- navigation ---------------------------------------------------------------------
+    def open_study(self, experiment: str) -> None:
+        from cfftui.tui.screens.study import StudyScreen
+
+        self.push_screen(StudyScreen(experiment))
+
+    def open_run(self, experiment: str, run_id: str, tab: str = "metrics") -> None:
+        from cfftui.tui.screens.run import RunScreen
+
+        self.push_screen(RunScreen(experiment, run_id, tab=tab))
+
+    def open_results(self, experiment: str) -> None:
+        from cfftui.tui.screens.results import ResultsScreen
+
+        self.push_screen(ResultsScreen(experiment))
+
+    def action_help(self) -> None:
+        from cfftui.tui.screens.modals import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def switch_experiment(self, experiment: str, step: int) -> str | None:
+        """The experiment `step` places from `experiment` in the list (wrapping), or None."""
+        names = list(self.experiment_names)
+        if not names:
+            return None
+        index = names.index(experiment) if experiment in names else -1
+        return names[(index + step) % len(names)]
+
+    # --- actions (engine and statistics run in threads; results come back as messages) ---------
+    def start_experiment(self, experiment: str) -> None:
+        self._engine_action("start", experiment, backend.start, self.study_file, [experiment], self.runs_dir)
+
+    def retry_failed(self, experiment: str) -> None:
+        self._engine_action("retry", experiment, backend.retry_failed, self.runs_dir, experiment)
+
+    def stop_experiment(self, experiment: str) -> None:
+        self._confirm(f"Stop every run of {experiment}? Running runs checkpoint and stop; "
+                      "start resumes them.",
+                      lambda: self._engine_action("stop", experiment, backend.stop, self.runs_dir, experiment))
+
+    def stop_run(self, experiment: str, run_id: str) -> None:
+        self._confirm(f"Stop run {run_id} of {experiment}?",
+                      lambda: self._engine_action("stop-run", experiment, backend.stop, self.runs_dir,
+                                                  experiment, run_id))
+
+    def export_experiment(self, experiment: str) -> None:
+        from cfftui.tui.screens.modals import ExportScreen
+
+        def chosen(formats: list[str] | None) -> None:
+            if formats:
+                self._export(experiment, formats)
+
+        self.push_screen(ExportScreen(experiment), chosen)
+
+    def _confirm(self, question: str, then: Callable[[], None]) -> None:
+        from cfftui.tui.screens.modals import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.push_screen(ConfirmScreen(question), answered)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _engine_action(self, action: str, experiment: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            result = fn(*args)
+        except backend.BackendError as exc:
+            self.post_message(self.ActionFinished(action, experiment, False, str(exc)))
+            return
+        text = {"start": f"started {experiment}", "retry": f"retrying failed runs of {experiment}",
+                "stop": f"stopping {experiment}", "stop-run": f"stopping run of {experiment}"}[action]
+        if action == "start" and isinstance(result, dict) and result:
+            text += " (" + ", ".join(f"{k}: {v}" for k, v in result.items()) + ")"
+        self.post_message(self.ActionFinished(action, experiment, True, text))
+        self._wake.set()
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _export(self, experiment: str, formats: list[str]) -> None:
+        try:
+            view = self.analyses.get(experiment) or backend.analyse(self.runs_dir, experiment)
+            paths = backend.export(view, self.feed.store.results_dir(experiment), formats)
+        except backend.BackendError as exc:
+            self.post_message(self.ActionFinished("export", experiment, False, str(exc)))
+            return
+        self.post_message(self.ActionFinished("export", experiment, True,
+                                              "wrote " + ", ".join(str(p) for p in paths)))
+
+    @work(thread=True, group="analysis", exit_on_error=False)
+    def _analyse(self, experiment: str) -> None:
+        try:
+            view = backend.analyse(self.runs_dir, experiment)
+        except backend.BackendError as exc:
+            self.post_message(self.AnalysisReady(experiment, None, str(exc)))
+            return
+        self.post_message(self.AnalysisReady(experiment, view, None))
+
+    def analyse(self, experiment: str) -> None:
+        """Run (again) the analysis of an experiment; AnalysisReady reaches the screens."""
+        self._analyse(experiment)
+
+    def on_cff_app_analysis_ready(self, message: AnalysisReady) -> None:
+        self._headline_pending.discard(message.experiment)
+        if message.view is not None:
+            self.analyses[message.experiment] = message.view
+            self.headlines[message.experiment] = message.view.headline
+        else:
+            self.headlines[message.experiment] = f"no analysis: {message.error}"
+        handler = getattr(self.screen, "apply_analysis", None)
+        if handler is not None:
+            handler(message)
+        self._wake.set()
+
+    def on_cff_app_action_finished(self, message: ActionFinished) -> None:
+        self.notify(message.text, title=message.action, severity="information" if message.ok else "error",
+                    timeout=6 if message.ok else 12)
+
+    # --- command palette -----------------------------------------------------------------
+    def palette_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        commands: list[tuple[str, str, Callable[[], Any]]] = []
+        for name in self.experiment_names:
+            commands += [
+                (f"Open study {name}", "the live table of its runs", _bind(self.open_study, name)),
+                (f"Start or resume {name}", "the supervisor runs it in the background",
+                 _bind(self.start_experiment, name)),
+                (f"Stop experiment {name}", "asks first", _bind(self.stop_experiment, name)),
+                (f"Retry failed runs of {name}", "failed, diverged and lost runs",
+                 _bind(self.retry_failed, name)),
+                (f"Results of {name}", "analysis tables and strip plot", _bind(self.open_results, name)),
+                (f"Export {name}", "choose the formats", _bind(self.export_experiment, name)),
+            ]
+        screen_commands = getattr(self.screen, "palette_commands", None)
+        if screen_commands is not None:
+            commands += list(screen_commands())
+        commands.append(("Help: key bindings", "every key of every screen", self.action_help))
+        return commands
+
+
+def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        return fn(*args)
+
+    return call
