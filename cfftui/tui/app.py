@@ -12,6 +12,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.worker import get_current_worker
 
@@ -146,9 +147,13 @@ class CffApp(App[int]):
     def on_cff_app_polled(self, message: Polled) -> None:
         try:
             self.experiment_names = message.names
-            apply = getattr(self.screen, "apply_payload", None)
-            if apply is not None and message.payload is not None:
-                apply(message.payload)
+            screen = self.screen
+            apply = getattr(screen, "apply_payload", None)
+            if apply is not None and message.payload is not None and screen.is_mounted:
+                try:
+                    apply(message.payload)
+                except NoMatches:
+                    pass  # the screen is still composing or already leaving: the next poll repaints it
             if isinstance(message.payload, Overview):
                 for row in message.payload.rows:
                     if row.finished and row.name not in self.headlines and row.name not in self._headline_pending:

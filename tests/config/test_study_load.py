@@ -44,10 +44,10 @@ def test_the_demo_matches_its_brief() -> None:
     demo = load_study(SHIPPED).experiments["demo"]
     c = demo.base
     assert (c.data.dataset, c.data.synthetic_train, c.data.synthetic_test, c.data.image_size) == (
-        "synthetic", 1000, 400, 16)
+        "synthetic", 1500, 500, 16)
     model, train = c.model, c.train
-    assert (model.depth, model.heads, model.patch_size, train.epochs, train.batch_size) == (2, 2, 4, 6, 100)
-    assert (c.probe.epochs, c.runtime.device, demo.seeds) == (10, "cpu", (0, 1, 2))
+    assert (model.depth, model.heads, model.patch_size, train.epochs, train.batch_size) == (2, 2, 4, 4, 128)
+    assert (c.probe.epochs, c.runtime.device, demo.seeds) == (5, "cpu", (0, 1, 2))
     assert (demo.execution.jobs, demo.execution.threads_per_run) == (2, 1)
 
 
