@@ -58,7 +58,7 @@ def test_datasets_without_local_files_download_and_local_ones_point_at_shared_da
     for name in ("fmnist_quick", "cifar10_quick", "cifar10_2x2", "fmnist_replication", "margin_probe"):
         root = Path(study.experiments[name].base.data.root)
         dataset = study.experiments[name].base.data.dataset
-        assert root == shared_data.resolve() and list(root.glob(f"{dataset}-train*.npz")), name
+        assert root.resolve() == shared_data.resolve() and list(root.glob(f"{dataset}-train*.npz")), name
 
 
 def test_the_packaged_copy_is_the_top_level_file() -> None:
