@@ -3,7 +3,14 @@
 The console runs as `cfftui attach bench` in a real terminal (tmux, 120×40), so
 what is measured is the app process alone (psutil, over the whole window) and the
 time from a key press to the pane showing its effect (capture-pane polling every
-5 ms; the figure includes that resolution). Load comes from one of:
+5 ms; the figure includes that resolution and tmux's own latency). Each round
+times these keys on the study screen: `f` six times (every state filter, the
+table rebuilt each time), `down` (the cursor row moves), `enter` (the run screen
+is painted, then its block table shows data) and `escape` (the study screen again).
+A lone ESC reaches a Textual app only after its input thread's next 100 ms tick (it
+must tell the key from the start of an escape sequence), so `back` includes ~100 ms
+that no console code can shorten.
+Load comes from one of:
 
   --source engine   the engine's supervisor with the fake worker (runtime.fake = true,
                     runtime.fake_events_per_s = E), one process per run: the real thing
@@ -17,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -112,12 +121,73 @@ def wait_screen(session: str, needle: str, timeout: float) -> float:
     raise TimeoutError(f"the console never showed {needle!r}")
 
 
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def painted_lines(session: str) -> list[tuple[str | None, str]]:
+    """(background at the line's first character, text) for each line of the pane.
+
+    tmux writes an SGR only where the style changes, so the background carries over from line to line.
+    """
+    background: str | None = None
+    out = []
+    for line in tmux("capture-pane", "-p", "-e", "-t", session).splitlines():
+        first: str | None = None
+        seen_text = False
+        for i, part in enumerate(SGR.split(line)):
+            if i % 2:  # SGR parameters
+                codes = part.split(";") if part else ["0"]
+                j = 0
+                while j < len(codes):
+                    if codes[j] in ("0", "49"):
+                        background = None
+                    elif codes[j] == "48":
+                        n = 3 if codes[j + 1] == "5" else 5
+                        background = ";".join(codes[j:j + n])
+                        j += n - 1
+                    elif codes[j] == "38":
+                        j += 2 if codes[j + 1] == "5" else 4
+                    j += 1
+            elif part and not seen_text:
+                first, seen_text = background, True
+        out.append((first, SGR.sub("", line)))
+    return out
+
+
+def cursor_row(session: str, cursor_bg: str) -> str | None:
+    """The first word of the table row painted in the cursor's background."""
+    lines = painted_lines(session)
+    header = next((i for i, (_, text) in enumerate(lines) if text.strip().startswith("cell / run")), None)
+    if header is None:
+        return None
+    for bg, text in lines[header + 1:]:
+        if bg == cursor_bg and text.split():
+            return text.split()[0]
+    return None
+
+
+def wait_cursor_moved(session: str, cursor_bg: str, before: str | None, timeout: float) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        row = cursor_row(session, cursor_bg)
+        if row is not None and row != before:
+            return time.perf_counter() - t0
+        time.sleep(0.005)
+    raise TimeoutError("the cursor row never moved")
+
+
+def press(session: str, key: str) -> None:
+    tmux("send-keys", "-t", session, key)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rate", type=float, default=10.0, help="events per second per run")
     parser.add_argument("--seconds", type=float, default=40.0, help="measurement window")
-    parser.add_argument("--presses", type=int, default=24, help="key presses timed")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of timed keys (10 keys each)")
+    parser.add_argument("--code", type=Path, default=None,
+                        help="run the console from this checkout instead (a before/after comparison)")
     parser.add_argument("--source", choices=("engine", "writer"), default="engine")
     args = parser.parse_args()
     if shutil.which("tmux") is None:
@@ -135,31 +205,60 @@ def main() -> int:
     else:
         subprocess.run([cfftui, "run", EXPERIMENT], cwd=root, check=True, capture_output=True)
     session = f"cfftui-bench-{os.getpid()}"
-    tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", session, "-c", str(root), cfftui, "attach", EXPERIMENT)
+    code = ["-e", f"PYTHONPATH={args.code.resolve()}"] if args.code else []
+    tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", session, *code, "-c", str(root),
+         cfftui, "attach", EXPERIMENT)
     try:
         app = psutil.Process(int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip()))
         wait_screen(session, f"{args.runs} runs", 60)
         time.sleep(3)  # let every run start and the first events be read
+        lines = painted_lines(session)
+        header = next(i for i, (_, text) in enumerate(lines) if text.strip().startswith("cell / run"))
+        cursor_bg = lines[header + 1][0] or ""  # the cursor starts on the first row
         app.cpu_percent(None)
         t0, rss = time.monotonic(), [app.memory_info().rss]
-        latencies = []
-        for i in range(args.presses):
-            time.sleep(max(0.0, t0 + (i + 1) * args.seconds / (args.presses + 1) - time.monotonic()))
-            tmux("send-keys", "-t", session, "f")
-            latencies.append(wait_screen(session, f"filter: {FILTER_CYCLE[i % len(FILTER_CYCLE)]}", 10))
+        latencies: dict[str, list[float]] = {}
+
+        def timed(name: str, seconds: float) -> None:
+            latencies.setdefault(name, []).append(1000 * seconds)
+            time.sleep(0.3)  # one key at a time, as a person types
+
+        for i in range(args.rounds):
+            time.sleep(max(0.0, t0 + (i + 0.5) * args.seconds / args.rounds - time.monotonic()))
+            for state in FILTER_CYCLE:  # ends on 'all'
+                press(session, "f")
+                timed("filter", wait_screen(session, f"filter: {state}", 10))
+            before = cursor_row(session, cursor_bg)
+            press(session, "Down")
+            timed("cursor", wait_cursor_moved(session, cursor_bg, before, 10))
+            if not (cursor_row(session, cursor_bg) or "").startswith(("clamp", "subtract")):
+                press(session, "Enter")
+                paint = wait_screen(session, "spec/status", 10)
+                data = paint + wait_screen(session, " L1 ", 10)  # both from the key press
+                timed("open_run_paint", paint)
+                timed("open_run_data", data)
+                press(session, "Escape")
+                timed("back", wait_screen(session, "filter: all", 10))
             rss.append(app.memory_info().rss)
         time.sleep(max(0.0, t0 + args.seconds - time.monotonic()))
         cpu = app.cpu_percent(None)
         window = time.monotonic() - t0
         rss.append(app.memory_info().rss)
-        ms = sorted(1000 * x for x in latencies)
+
+        def stats(values: list[float]) -> dict[str, float]:
+            ms = sorted(values)
+            p90 = ms[max(0, math.ceil(0.9 * len(ms)) - 1)]  # nearest rank
+            return {"median": round(statistics.median(ms), 1), "p90": round(p90, 1), "max": round(ms[-1], 1),
+                    "n": len(ms)}
+
         print(json.dumps({
-            "source": args.source, "runs": args.runs, "events_per_s_per_run": args.rate,
+            "source": args.source, "code": str(args.code or Path(__file__).resolve().parents[1]),
+            "runs": args.runs, "events_per_s_per_run": args.rate,
             "window_s": round(window, 1), "cpu_percent_of_one_core": round(cpu, 1),
             "rss_mb_max": round(max(rss) / 2**20, 1),
-            "key_to_repaint_ms": {"median": round(statistics.median(ms), 1),
-                                  "p90": round(ms[int(0.9 * (len(ms) - 1))], 1), "max": round(ms[-1], 1),
-                                  "n": len(ms)},
+            "rss_mb_samples": [round(r / 2**20, 1) for r in rss],
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "key_to_repaint_ms": {name: stats(values) for name, values in latencies.items()},
         }, indent=1))
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

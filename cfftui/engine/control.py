@@ -2,8 +2,8 @@
 
 Everything here works through the run store: a supervisor is found by its
 flock, requests reach it as files in runs/<experiment>/control/, and
-`snapshot` tails each metrics.jsonl by byte offset, keeping its Tail objects in
-a cache between calls so that polling every second costs a few stat() calls
+`snapshot` reads the store through `engine.watch` (byte-offset tails kept in a
+cache between calls), so that polling every second costs a few stat() calls
 per run. No textual, no torch.
 """
 
@@ -16,20 +16,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cfftui.engine.store import RunStatus, RunStore, atomic_write_json, read_json
-from cfftui.events import Tail
+
+# ACTIVE_STATES and COLD_TAIL_BYTES are read from here by the commands and tests
+from cfftui.engine.watch import ACTIVE_STATES, COLD_TAIL_BYTES, ExperimentWatch, RunWatch  # noqa: F401
 from cfftui.spec import RunSpec
 
 SUPERVISOR_MODULE = "cfftui.engine.supervisor"
-ACTIVE_STATES = ("queued", "running")
-COLD_TAIL_BYTES = 16 * 1024
-"""A snapshot's first read of a metrics file covers at most its last 16 KiB."""
 
 
 class StartError(ValueError):
@@ -192,6 +190,7 @@ def load_plans(
     executor: str | None = None,
     jobs: int | None = None,
     source: str | None = None,
+    ray_address: str | None = None,
 ) -> tuple[Any, list[tuple[str, list[RunSpec], dict[str, Any]]]]:
     """Validate the study and plan the named experiments (all when none are named); writes nothing.
 
@@ -213,8 +212,26 @@ def load_plans(
             meta["execution"]["executor"] = executor
         if jobs is not None:
             meta["execution"]["jobs"] = jobs
+        if ray_address is not None:
+            meta["execution"]["ray_address"] = ray_address
         out.append((exp.name, plan(exp), meta))
     return study, out
+
+
+def check_executors(plans: Sequence[tuple[str, Sequence[RunSpec], dict[str, Any]]]) -> None:
+    """Before anything is written: Ray importable and its cluster answering, for plans that run on Ray.
+
+    The address found ("auto" resolved) is written into the plan, so the supervisor joins that cluster.
+    """
+    from cfftui.engine.executors.ray import RayUnavailable, check_cluster
+
+    for name, _, meta in plans:
+        execution = meta["execution"]
+        if execution.get("executor") == "ray":
+            try:
+                execution["ray_address"] = check_cluster(execution.get("ray_address"))
+            except RayUnavailable as e:
+                raise StartError(f"{name}: {e}") from None
 
 
 def start(
@@ -227,9 +244,12 @@ def start(
     executor: str | None = None,
     jobs: int | None = None,
     source: str | None = None,
+    ray_address: str | None = None,
 ) -> dict[str, int]:
     """Validate, then start (or find) one detached supervisor per experiment; returns name -> pid."""
-    _, plans = load_plans(study_file, names, overrides, executor=executor, jobs=jobs, source=source)
+    _, plans = load_plans(study_file, names, overrides, executor=executor, jobs=jobs, source=source,
+                          ray_address=ray_address)
+    check_executors(plans)
     return {name: submit(runs_dir, name, specs, meta, retry=retry_failed) for name, specs, meta in plans}
 
 
@@ -302,81 +322,22 @@ class ExperimentSnapshot:
         }
 
 
-class _RunCache:
-    """Incremental state of one run: its Tail and what the events so far say."""
-
-    def __init__(self, metrics: Path) -> None:
-        self.tail = Tail(metrics)
-        self.status_key: tuple[int, int] | None = None
-        self.status = RunStatus()
-        self.epochs = 0
-        self.clear()
-        self.skip_history(metrics)
-
-    def skip_history(self, metrics: Path) -> None:
-        """Start a cold reader near the end of a long file: progress needs only the latest events."""
-        try:
-            size = os.stat(metrics).st_size
-        except OSError:
-            return
-        if size <= COLD_TAIL_BYTES:
-            return
-        with open(metrics, "rb") as f:
-            f.seek(size - COLD_TAIL_BYTES)
-            f.readline()  # the rest of a line cut in half
-            self.tail.offset = f.tell()
-
-    def clear(self) -> None:
-        self.epoch = 0
-        self.metrics: dict[str, Any] | None = None
-        self.probe: dict[str, Any] | None = None
-        self.result: dict[str, Any] | None = None
-        self.end: dict[str, Any] | None = None
-        self.seconds_total = 0.0
-        self.seconds_n = 0
-
-    def update(self) -> None:
-        resets = self.tail.resets
-        events = self.tail.read()
-        if self.tail.resets != resets:
-            self.clear()  # the file was truncated (a resumed worker): rebuild from the start
-        for e in events:
-            kind = e.get("event")
-            if kind == "epoch":
-                self.epoch = int(e.get("epoch", 0))
-                self.metrics = e
-                if isinstance(e.get("seconds"), (int, float)):
-                    self.seconds_total += float(e["seconds"])
-                    self.seconds_n += 1
-            elif kind == "start":
-                self.epochs = int(e.get("epochs") or self.epochs)
-                self.end = None
-            elif kind == "probe":
-                self.probe = e
-            elif kind == "result":
-                self.result = e
-            elif kind == "end":
-                self.end = e
-
-    def read_status(self, path: Path) -> RunStatus:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return self.status
-        key = (st.st_mtime_ns, st.st_size)
-        if key != self.status_key:
-            data = read_json(path)
-            if data is not None:
-                self.status, self.status_key = RunStatus.from_json(data), key
-        return self.status
-
-
 class SnapshotCache:
-    """Per-run tails and parsed statuses kept between snapshot() calls."""
+    """The watchers kept between snapshot() calls: one per experiment, each with its runs' tails."""
 
     def __init__(self) -> None:
-        self.runs: dict[Path, _RunCache] = {}
-        self.plans: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self.experiments: dict[tuple[str, str], ExperimentWatch] = {}
+
+    def watch(self, runs_dir: str, experiment: str) -> ExperimentWatch:
+        key = (os.path.abspath(runs_dir), experiment)
+        if key not in self.experiments:
+            self.experiments[key] = ExperimentWatch(runs_dir, experiment)
+        return self.experiments[key]
+
+    @property
+    def runs(self) -> dict[Path, RunWatch]:
+        """Every watched run by its folder."""
+        return {run.run_dir: run for watch in self.experiments.values() for run in watch.runs.values()}
 
 
 _DEFAULT_CACHE = SnapshotCache()
@@ -384,78 +345,36 @@ _DEFAULT_CACHE = SnapshotCache()
 
 def snapshot(runs_dir: str, experiment: str, cache: SnapshotCache | None = None) -> ExperimentSnapshot:
     """Plan, status and progress of every run; incremental, so it is cheap to call every second."""
-    cache = cache or _DEFAULT_CACHE
-    store = RunStore(runs_dir)
-    plan_path = store.experiment_dir(experiment) / "plan.json"
-    try:
-        mtime = os.stat(plan_path).st_mtime_ns
-    except OSError:
-        raise StartError(f"{experiment}: no such experiment in {runs_dir}") from None
-    cached_plan = cache.plans.get(plan_path)
-    if cached_plan is None or cached_plan[0] != mtime:
-        cached_plan = (mtime, read_json(plan_path) or {"runs": []})
-        cache.plans[plan_path] = cached_plan
-    plan = cached_plan[1]
-    now = time.time()
-    runs: list[RunSnapshot] = []
-    for entry in plan.get("runs", []):
-        run_dir = store.run_dir(experiment, entry["run_id"])
-        rc = cache.runs.get(run_dir)
-        if rc is None:
-            rc = cache.runs[run_dir] = _RunCache(run_dir / "metrics.jsonl")
-            spec = read_json(run_dir / "spec.json") or {}
-            rc.epochs = int(((spec.get("config") or {}).get("train") or {}).get("epochs") or 0)
-        status = rc.read_status(run_dir / "status.json")
-        rc.update()
-        spe = rc.seconds_total / rc.seconds_n if rc.seconds_n else None
-        eta = None
-        if status.state in ACTIVE_STATES and spe is not None and rc.epochs:
-            eta = max(0, rc.epochs - rc.epoch) * spe
-        runs.append(
-            RunSnapshot(
-                run_id=entry["run_id"],
-                cell=dict(entry.get("cell") or {}),
-                seed=int(entry.get("seed", 0)),
-                status=status,
-                epoch=rc.epoch,
-                epochs=rc.epochs,
-                metrics=rc.metrics,
-                probe=rc.probe,
-                result=rc.result,
-                end=rc.end,
-                seconds_per_epoch=spe,
-                eta_s=eta,
-            )
+    watch = (cache or _DEFAULT_CACHE).watch(runs_dir, experiment)
+    watch.poll()
+    if not watch.exists:
+        raise StartError(f"{experiment}: no such experiment in {runs_dir}")
+    runs = [
+        RunSnapshot(
+            run_id=run.run_id,
+            cell=dict(run.cell),
+            seed=run.seed,
+            status=run.status,
+            epoch=run.epoch,
+            epochs=run.epochs_total,
+            metrics=run.metrics,
+            probe=run.probe,
+            result=run.result,
+            end=run.end,
+            seconds_per_epoch=run.seconds_per_epoch,
+            eta_s=run.eta_s,
         )
-    counts = dict(Counter(r.state for r in runs))
+        for run in watch.runs.values()
+    ]
     alive = supervisor_alive(runs_dir, experiment)
-    starts = [r.status.first_started_at for r in runs if r.status.first_started_at]
-    ends = [r.status.ended_at for r in runs if r.status.ended_at]
-    active = any(counts.get(s) for s in ACTIVE_STATES)
-    elapsed = ((now if alive or active else max(ends, default=now)) - min(starts)) if starts else 0.0
     return ExperimentSnapshot(
         experiment=experiment,
-        plan=plan,
+        plan=watch.plan,
         runs=runs,
-        counts=counts,
+        counts=dict(watch.counts()),
         alive=alive,
-        supervisor=store.heartbeat(experiment) if alive else None,
-        elapsed_s=max(0.0, elapsed),
-        eta_s=_eta(runs, plan),
-        t=now,
+        supervisor=watch.store.heartbeat(experiment) if alive else None,
+        elapsed_s=watch.elapsed(alive=alive) or 0.0,
+        eta_s=watch.eta(),
+        t=watch.clock(),
     )
-
-
-def _eta(runs: list[RunSnapshot], plan: dict[str, Any]) -> float | None:
-    """Remaining epochs of queued and running runs over the current parallelism."""
-    pending = [r for r in runs if r.state in ACTIVE_STATES]
-    if not pending:
-        return 0.0
-    rates = [r.seconds_per_epoch for r in runs if r.seconds_per_epoch]
-    if not rates:
-        return None
-    running = sum(1 for r in runs if r.state == "running")
-    jobs = int((plan.get("execution") or {}).get("jobs") or 0) or running or 1
-    parallel = max(1, min(jobs, len(pending)), running)
-    remaining = sum(max(0, r.epochs - r.epoch) for r in pending)
-    return remaining * (sum(rates) / len(rates)) / parallel

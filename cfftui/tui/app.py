@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
@@ -20,11 +20,17 @@ from cfftui.tui import backend
 from cfftui.tui.feed import Overview, RunPayload, StoreFeed, StudyPayload
 from cfftui.tui.live import Clock
 
+if TYPE_CHECKING:
+    from cfftui.tui.screens.run import RunScreen
+
 POLL_INTERVAL_S = 0.3
 """The watcher's cycle (≈3 Hz): every cycle tails the runs in view and posts at most one payload."""
+PACE_PER_CHANGED_RUN_S = 0.005
+"""A payload that changes many rows costs the UI thread a repaint of the whole visible table, so the
+watcher waits this long per changed run (200 busy runs: one payload a second) unless a key wakes it."""
 
 ViewRequest = tuple[Any, ...]
-"""What the active screen wants: ("overview",), ("study", exp, selected_key, filter) or ("run", exp, id, layer)."""
+"""What the active screen wants: ("overview",), ("study", exp, selected_key) or ("run", exp, id, layer)."""
 
 
 class ConsoleCommands(Provider):
@@ -51,7 +57,10 @@ class CffApp(App[int]):
     """cfftui's console: experiments, a live study, a run, results and help, keyboard first."""
 
     TITLE = "cfftui"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", *(f"screens/{screen}.tcss"
+                              for screen in ("experiments", "study", "run", "results", "modals"))]
+    """Every screen's stylesheet is read at start-up: otherwise the first push of each screen reads its
+    file and restyles the whole app on the UI thread (a key press that waits on the disk)."""
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
@@ -101,7 +110,10 @@ class CffApp(App[int]):
         self._consumed = threading.Event()
         self._consumed.set()
         self._wake = threading.Event()
+        self._selection_only = False
+        """The last request only moved the selection within the same view."""
         self._headline_pending: set[str] = set()
+        self._run_screen: RunScreen | None = None
 
     # --- lifecycle ------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -113,33 +125,52 @@ class CffApp(App[int]):
         self._watch_store()
 
     def request_view(self, request: ViewRequest) -> None:
-        """Screens say what they show; the watcher answers on its next cycle (woken at once)."""
+        """Screens say what they show; the watcher answers once the screen has been repainted.
+
+        Waking it only after the refresh keeps its reading (which holds the GIL) from slowing the
+        repaint that answers the key press.
+        """
         if request != self.view_request:
+            self._selection_only = _same_view(request, self.view_request)
             self.view_request = request
-            self._wake.set()
+            self.call_after_refresh(self._wake.set)
+
+    def _poke(self) -> None:
+        """Wake the watcher to read the store now (an action changed it)."""
+        self._selection_only = False
+        self._wake.set()
 
     @work(thread=True, exclusive=True, group="watcher", exit_on_error=False, description="tail the run store")
     def _watch_store(self) -> None:
         worker = get_current_worker()
+        read_store = True
         while not worker.is_cancelled:
             request = self.view_request
-            payload = self._payload_for(request)
+            payload = self._payload_for(request, read_store)
             names = tuple(self.feed.experiment_names())
             # backpressure: wait (at most a cycle) until the UI applied the last payload; never queue up
             if self._consumed.wait(self.poll_interval) and not worker.is_cancelled:
                 if request != self.view_request:
-                    continue  # the user moved on while this was built: build what they see now
+                    # the user moved on while this was built: build what they see now
+                    read_store = not _same_view(request, self.view_request)
+                    continue
                 self._consumed.clear()
                 self.post_message(self.Polled(payload, names))
-            self._wake.wait(self.poll_interval)
+            pace = max(self.poll_interval, PACE_PER_CHANGED_RUN_S * getattr(payload, "changed", 0))
+            woken = self._wake.wait(pace)
             self._wake.clear()
+            # a new selection in the same view is answered from what was read (sparklines of another
+            # run): reading the store now would also change every row and cost the UI a full repaint
+            read_store = not (woken and self._selection_only)
+            self._selection_only = False
 
-    def _payload_for(self, request: ViewRequest) -> Overview | StudyPayload | RunPayload | None:
+    def _payload_for(self, request: ViewRequest,
+                     read_store: bool = True) -> Overview | StudyPayload | RunPayload | None:
         kind = request[0]
         if kind == "study":
-            return self.feed.study_view(request[1], selected=request[2], state_filter=request[3])
+            return self.feed.study_view(request[1], selected=request[2], read=read_store)
         if kind == "run":
-            return self.feed.run_view(request[1], request[2], layer=request[3])
+            return self.feed.run_view(request[1], request[2], layer=request[3], read=read_store)
         if kind == "overview":
             return self.feed.overview()
         return None
@@ -172,7 +203,16 @@ class CffApp(App[int]):
     def open_run(self, experiment: str, run_id: str, tab: str = "metrics") -> None:
         from cfftui.tui.screens.run import RunScreen
 
-        self.push_screen(RunScreen(experiment, run_id, tab=tab))
+        # one run screen, installed so that leaving it keeps it: composing it anew costs a key press ~100 ms
+        screen = self._run_screen
+        if screen is None or screen in self.screen_stack:
+            screen = RunScreen(experiment, run_id, tab=tab)
+            if self._run_screen is None:
+                self.install_screen(screen, "run")
+                self._run_screen = screen
+        else:
+            screen.show_run(experiment, run_id, tab=tab)
+        self.push_screen(screen)
 
     def open_results(self, experiment: str) -> None:
         from cfftui.tui.screens.results import ResultsScreen
@@ -240,7 +280,7 @@ class CffApp(App[int]):
         if action == "start" and isinstance(result, dict) and result:
             text += " (" + ", ".join(f"{k}: {v}" for k, v in result.items()) + ")"
         self.post_message(self.ActionFinished(action, experiment, True, text))
-        self._wake.set()
+        self._poke()
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _export(self, experiment: str, formats: list[str]) -> None:
@@ -276,7 +316,7 @@ class CffApp(App[int]):
         handler = getattr(self.screen, "apply_analysis", None)
         if handler is not None:
             handler(message)
-        self._wake.set()
+        self._poke()
 
     def on_cff_app_action_finished(self, message: ActionFinished) -> None:
         self.notify(message.text, title=message.action, severity="information" if message.ok else "error",
@@ -301,6 +341,11 @@ class CffApp(App[int]):
             commands += list(screen_commands())
         commands.append(("Help: key bindings", "every key of every screen", self.action_help))
         return commands
+
+
+def _same_view(a: ViewRequest, b: ViewRequest) -> bool:
+    """Requests that differ only in their last item: the selected row of a study, the block of a run."""
+    return bool(a) and a[0] in ("study", "run") and a[:-1] == b[:-1]
 
 
 def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:

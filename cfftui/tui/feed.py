@@ -2,12 +2,14 @@
 
 The app's watcher thread owns one `StoreFeed`; it polls the trackers, formats
 only the rows whose run changed (a per-run version cache) and hands the
-screens plain frozen data. Screens diff those rows against what they show
-and repaint only the cells that changed.
+screens plain frozen data. A study payload carries every run's row, so the
+screen filters it on a key press without waiting for the watcher; screens
+diff rows against what they show and repaint only the cells that changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import statistics
@@ -19,7 +21,8 @@ from typing import Any
 
 from rich.text import Text
 
-from cfftui.engine.store import FINAL_STATES, RunStore
+from cfftui.engine.store import RunStore
+from cfftui.engine.watch import METRICS
 from cfftui.spec import flatten
 from cfftui.tui import render
 from cfftui.tui.backend import StudyFile, load_study_file
@@ -80,13 +83,29 @@ class Overview:
 class StudyPayload:
     experiment: str
     keys: tuple[str, ...]
-    """Row keys in display order: a cell row, then its runs."""
+    """Row keys in display order, under `state_filter`: a cell row, then its runs."""
     rows: dict[str, tuple[Cell, ...]]
+    """Every cell's and every run's row, whatever the filter."""
     summary: str
     sparks: dict[str, list[float]]
     alive: bool
     states: dict[str, str] = field(default_factory=dict)
     """Run id -> state, for actions that depend on it."""
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(cell row key, its run ids) in plan order: what `filtered` selects from."""
+    summary_head: str = ""
+    """The summary without its filter part."""
+    state_filter: str | None = None
+    changed: int = 0
+    """Runs whose files changed since the previous poll (the watcher paces itself by it)."""
+
+    def filtered(self, state_filter: str | None) -> StudyPayload:
+        """The same payload under another state filter: pure, so the UI thread can answer a key at once."""
+        if state_filter == self.state_filter:
+            return self
+        return dataclasses.replace(self, keys=_shown_keys(self.groups, self.states, state_filter),
+                                   state_filter=state_filter,
+                                   summary=_with_filter(self.summary_head, state_filter))
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,7 @@ class StoreFeed:
         self.study = StudyFile()
         self._study_stamp: tuple[int, int] | None = None
         self._row_cache: dict[str, tuple[int, tuple[Cell, ...]]] = {}
+        self._cell_cache: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[Cell, ...]]] = {}
         self._log_cache: dict[Path, tuple[int, int, str]] = {}
 
     # --- sources ---------------------------------------------------------------
@@ -155,7 +175,7 @@ class StoreFeed:
                 seeds_n = len({r.seed for r in tracker.runs.values()})
             else:
                 cells_n, seeds_n = (info.cells, info.seeds) if info else (0, 0)
-            finished = bool(tracker.runs) and all(r.state in FINAL_STATES for r in tracker.runs.values())
+            finished = tracker.finished_runs
             alive = tracker.supervisor_alive()
             label = name if info else f"{name} (store)"
             failed = sum(counts[s] for s in FAILED_LIKE)
@@ -166,7 +186,7 @@ class StoreFeed:
                 str(counts["running"]),
                 str(counts["queued"] if tracker.runs else planned),
                 Text(str(failed), style="bold red" if failed else ""),
-                render.duration(tracker.elapsed()),
+                render.duration(tracker.elapsed(alive=alive)),
                 render.duration(tracker.eta()) if tracker.runs else render.DASH,
                 render.DASH,
             )
@@ -177,24 +197,21 @@ class StoreFeed:
 
     # --- study screen -------------------------------------------------------------
     def study_view(self, experiment: str, *, selected: str | None = None,
-                   state_filter: str | None = None) -> StudyPayload:
+                   state_filter: str | None = None, read: bool = True) -> StudyPayload:
+        """The study table and the selection's sparklines; `read=False` builds them from what was read."""
         tracker = self.tracker(experiment)
-        tracker.poll()
-        keys: list[str] = []
+        changed = tracker.poll() if read or not tracker.exists else set()
         rows: dict[str, tuple[Cell, ...]] = {}
+        groups: list[tuple[str, tuple[str, ...]]] = []
         selected_cell: tuple[str, ...] | None = None
         for cell, runs in tracker.cells().items():
-            shown = [r for r in runs if _matches(r.state, state_filter)]
-            if not shown:
-                continue
             ck = cell_key(cell)
-            keys.append(ck)
-            rows[ck] = cell_row(cell, runs)
+            rows[ck] = self._cell_row(cell, runs)
+            groups.append((ck, tuple(r.run_id for r in runs)))
             if selected == ck:
                 selected_cell = cell
-            for run in shown:
+            for run in runs:
                 rk = run_key(run.run_id)
-                keys.append(rk)
                 rows[rk] = self._run_row(run)
                 if selected == rk:
                     selected_cell = cell
@@ -207,17 +224,27 @@ class StoreFeed:
             sparks["cell_loss"] = tracker.cell_series(selected_cell, "train_loss", 0)
             sparks["cell_car"] = tracker.cell_series(selected_cell, "car", 0)
         alive = tracker.supervisor_alive()
-        summary = " · ".join([
+        head = " · ".join([
             f"{len(tracker.runs)} runs",
             render.state_counts(dict(tracker.counts())),
-            f"elapsed {render.duration(tracker.elapsed())}",
+            f"elapsed {render.duration(tracker.elapsed(alive=alive))}",
             f"ETA {render.duration(tracker.eta())}",
             "supervisor alive" if alive else "no supervisor",
-            f"filter: {state_filter or 'all'}",
         ])
-        return StudyPayload(experiment=experiment, keys=tuple(keys), rows=rows, summary=summary,
-                            sparks=sparks, alive=alive,
-                            states={r.run_id: r.state for r in tracker.runs.values()})
+        states = {r.run_id: r.state for r in tracker.runs.values()}
+        return StudyPayload(experiment=experiment, keys=_shown_keys(groups, states, state_filter), rows=rows,
+                            summary=_with_filter(head, state_filter), sparks=sparks, alive=alive,
+                            states=states, groups=tuple(groups), summary_head=head, state_filter=state_filter,
+                            changed=len(changed))
+
+    def _cell_row(self, cell: tuple[str, ...], runs: Sequence[RunLive]) -> tuple[Cell, ...]:
+        stamp = tuple(r.version for r in runs)
+        cached = self._cell_cache.get(cell)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        row = cell_row(cell, runs)
+        self._cell_cache[cell] = (stamp, row)
+        return row
 
     def _run_row(self, run: RunLive) -> tuple[Cell, ...]:
         cached = self._row_cache.get(run.run_id)
@@ -229,18 +256,20 @@ class StoreFeed:
         return row
 
     # --- run screen -------------------------------------------------------------------
-    def run_view(self, experiment: str, run_id: str, *, layer: int = 0) -> RunPayload | None:
+    def run_view(self, experiment: str, run_id: str, *, layer: int = 0,
+                 read: bool = True) -> RunPayload | None:
         tracker = self.tracker(experiment)
-        tracker.poll()
+        if read or not tracker.exists:
+            tracker.poll([run_id])  # the other runs catch up when their screen asks for them
         run = tracker.runs.get(run_id)
         if run is None:
             return None
-        depth = max((len(v) for v in run.latest.values()), default=0)
+        depth = run.depth
         layers = tuple(
             (f"L{i}", render.number(run.value("train_loss", i)), render.number(run.value("val_loss", i)),
              render.percent(run.value("car", i)), render.number(run.value("grad_norm", i)))
             for i in range(depth))
-        series = {m: render.series(run.series(m, layer)) for m in ("train_loss", "val_loss", "car", "grad_norm")}
+        series = {m: render.series(run.series(m, layer)) for m in METRICS}
         run_dir = self.store.run_dir(experiment, run_id)
         spec = self.store.read_spec(experiment, run_id) or {}
         title = f"{experiment} / {render.cell_label(run.cell)} / seed {run.seed} / {run_id}"
@@ -260,6 +289,21 @@ class StoreFeed:
         text = render.tail_lines(read_log_tail(path), 200)
         self._log_cache[path] = (*stamp, text)
         return text
+
+
+def _shown_keys(groups: Sequence[tuple[str, Sequence[str]]], states: dict[str, str],
+                state_filter: str | None) -> tuple[str, ...]:
+    """Each cell row whose runs match the filter, followed by those runs' rows."""
+    keys: list[str] = []
+    for cell, run_ids in groups:
+        shown = [run_key(r) for r in run_ids if _matches(states.get(r, ""), state_filter)]
+        if shown:
+            keys += [cell, *shown]
+    return tuple(keys)
+
+
+def _with_filter(summary_head: str, state_filter: str | None) -> str:
+    return f"{summary_head} · filter: {state_filter or 'all'}"
 
 
 def _matches(state: str, state_filter: str | None) -> bool:
@@ -283,7 +327,7 @@ def run_row(run: RunLive) -> tuple[Cell, ...]:
         render.number(run.value("val_loss", -1)),
         render.percent(run.top1),
         render.rate(run.images_per_s) if run.state == "running" else render.DASH,
-        render.duration(run.eta()) if run.state == "running" else render.DASH,
+        render.duration(run.eta_s) if run.state == "running" else render.DASH,
     )
 
 
@@ -295,7 +339,7 @@ def cell_row(cell: Sequence[str], runs: Sequence[RunLive]) -> tuple[Cell, ...]:
     epochs = [r.epoch for r in runs]
     total = max((r.epochs_total for r in runs), default=0)
     running = [r for r in runs if r.state == "running"]
-    etas = [e for e in (r.eta() for r in runs) if e is not None]
+    etas = [e for r in runs if (e := r.eta_s) is not None]
     return (
         Text("/".join(cell) or "all", style="bold"),
         f"n={len(runs)}",

@@ -8,10 +8,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from cfftui.tui.feed import EXPERIMENT_COLUMNS, Overview
-from cfftui.tui.widgets import KeyedTable, update_if_changed
+from cfftui.tui.widgets import KeyedTable, SteadyFooter, update_if_changed
 
 
 class ExperimentsScreen(Screen[None]):
@@ -36,7 +36,7 @@ class ExperimentsScreen(Screen[None]):
         yield Static("", id="study-error", classes="error-panel hidden")
         yield KeyedTable(EXPERIMENT_COLUMNS, id="experiments")
         yield Static("", id="experiment-detail")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         app: Any = self.app

@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
+
+from cfftui.tui.widgets import SteadyFooter
 
 MAX_ROWS = 500
 """Rows shown per analysis table (exports carry everything)."""
@@ -39,7 +41,7 @@ class ResultsScreen(Screen[None]):
                     yield Static("analysing…", id="headline")
                     yield Static("", id="strip")
                     yield Static("", id="warnings")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         app: Any = self.app

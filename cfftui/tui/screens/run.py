@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Log, Static, TabbedContent, TabPane
 
+from cfftui.engine.watch import METRICS
 from cfftui.tui.feed import LAYER_COLUMNS, RunPayload
-from cfftui.tui.widgets import KeyedTable, LabelledSpark, update_if_changed
+from cfftui.tui.widgets import KeyedTable, LabelledSpark, SteadyFooter, update_if_changed
 
 LOG_LINES = 400
 """The log view keeps at most this many lines (the feed reads only the end of each file)."""
@@ -54,10 +55,24 @@ class RunScreen(Screen[None]):
                 with VerticalScroll():
                     yield Static("", id="run-status")
                     yield Static("", id="run-spec")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self._request()
+
+    def show_run(self, experiment: str, run_id: str, *, tab: str = "metrics") -> None:
+        """Show another run in this (already composed) screen: the app reuses one, as composing costs more."""
+        self.experiment, self.run_id, self.block = experiment, run_id, 0
+        self._log_text = None
+        update_if_changed(self.query_one("#run-title", Static), f"{experiment} / {run_id}")
+        update_if_changed(self.query_one("#spark-title", Static), "block L0")
+        self.query_one(KeyedTable).show_rows([], {})
+        for metric in METRICS:
+            self.query_one(f"#{metric}", LabelledSpark).show([])
+        self.query_one(Log).clear()
+        update_if_changed(self.query_one("#run-status", Static), "")
+        update_if_changed(self.query_one("#run-spec", Static), "")
+        self.action_tab(tab)
 
     def on_screen_resume(self) -> None:
         self._request()

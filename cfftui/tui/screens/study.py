@@ -9,10 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from cfftui.tui.feed import FILTERS, STUDY_COLUMNS, StudyPayload
-from cfftui.tui.widgets import KeyedTable, LabelledSpark, update_if_changed
+from cfftui.tui.widgets import KeyedTable, LabelledSpark, SteadyFooter, update_if_changed
 
 
 class StudyScreen(Screen[None]):
@@ -49,7 +49,7 @@ class StudyScreen(Screen[None]):
             yield LabelledSpark("cell loss L0", id="cell_loss")
             yield LabelledSpark("run CAR L0", id="run_car", percent=True)
             yield LabelledSpark("cell CAR L0", id="cell_car", percent=True)
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self._request()
@@ -60,7 +60,7 @@ class StudyScreen(Screen[None]):
     def _request(self) -> None:
         app: Any = self.app
         selected = self.query_one(KeyedTable).selected_key
-        app.request_view(("study", self.experiment, selected, self.state_filter))
+        app.request_view(("study", self.experiment, selected))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._request()
@@ -68,6 +68,8 @@ class StudyScreen(Screen[None]):
     def apply_payload(self, payload: object) -> None:
         if not isinstance(payload, StudyPayload) or payload.experiment != self.experiment:
             return
+        # the filter is applied here, not in the watcher, so a filter key never waits for a poll
+        payload = payload.filtered(self.state_filter)
         self.payload = payload
         update_if_changed(self.query_one("#study-summary", Static), payload.summary)
         table = self.query_one(KeyedTable)
@@ -122,7 +124,8 @@ class StudyScreen(Screen[None]):
     def set_filter(self, state: str | None) -> None:
         self.state_filter = state
         self.notify(f"showing {state or 'all'} runs", timeout=2)
-        self._request()
+        if self.payload is not None:
+            self.apply_payload(self.payload)
 
     def action_switch(self, step: int) -> None:
         target = self._app.switch_experiment(self.experiment, step)
