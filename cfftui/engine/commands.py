@@ -30,6 +30,8 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
         )
     if name in ("run", "demo"):
         parser.add_argument("--executor", choices=("local", "ray"), help="where workers run")
+        parser.add_argument("--ray-address", metavar="ADDRESS",
+                            help="the Ray cluster to run on (HOST:PORT, ray://HOST:PORT or auto)")
         parser.add_argument("--jobs", type=int, help="runs at once")
         parser.add_argument(
             "--retry-failed", action="store_true", help="give failed and lost runs a fresh retry budget"
@@ -94,8 +96,10 @@ def start_and_watch(args: argparse.Namespace, source: str | None = None) -> int:
 
     try:
         study, plans = control.load_plans(
-            args.file, args.names, args.overrides, executor=args.executor, jobs=args.jobs, source=source
+            args.file, args.names, args.overrides, executor=args.executor, jobs=args.jobs, source=source,
+            ray_address=args.ray_address,
         )
+        control.check_executors(plans)
     except (StudyError, control.StartError) as e:
         return fail(str(e))
     runs_dir = runs_dir_for(args, study)

@@ -190,6 +190,9 @@ class Supervisor:
             proc = live.get(self.run_dir(run_id))
             if proc is not None:
                 self.readopt(run_id, proc.pid, proc.create_time())
+            elif st.state == "running" and st.executor == self.executor.name != "local" \
+                    and self.readopt(run_id, st.pid or 0, st.pid_start):
+                pass  # a remote worker (Ray actor) that outlived the previous supervisor
             elif st.state == "running":
                 self.settle(run_id, Exit(code=None), Active(Handle(run_id, st.pid, st.host or "", "local")))
             elif st.state == "stopped":
@@ -198,15 +201,16 @@ class Supervisor:
             if not (self.store.run_dir(self.experiment, run_id) / "status.json").exists():
                 self.dirty.add(run_id)
 
-    def readopt(self, run_id: str, pid: int, create_time: float) -> None:
+    def readopt(self, run_id: str, pid: int, create_time: float | None) -> bool:
         st = self.status[run_id]
         handle = self.executor.adopt(run_id, self.run_dir(run_id), pid, create_time, st.gpu)
         if handle is None:
-            return
+            return False
         self.active[run_id] = Active(handle, active_at=time.monotonic())
         how = "recorded pid" if st.pid == pid else "found by command line"
-        log.info("%s re-adopted live worker pid %d (%s)", run_id, pid, how)
-        self.set_state(run_id, "running", pid=pid, pid_start=handle.pid_start, host=handle.host)
+        log.info("%s re-adopted live worker pid %s (%s)", run_id, handle.pid, how)
+        self.set_state(run_id, "running", pid=handle.pid, pid_start=handle.pid_start, host=handle.host)
+        return True
 
     # --- one tick ------------------------------------------------------------------------------
     def tick(self) -> None:
