@@ -209,7 +209,15 @@ class Supervisor:
         self.active[run_id] = Active(handle, active_at=time.monotonic())
         how = "recorded pid" if st.pid == pid else "found by command line"
         log.info("%s re-adopted live worker pid %s (%s)", run_id, handle.pid, how)
-        self.set_state(run_id, "running", pid=handle.pid, pid_start=handle.pid_start, host=handle.host)
+        changes: dict[str, Any] = {"pid": handle.pid, "pid_start": handle.pid_start, "host": handle.host,
+                                   "executor": handle.executor}
+        if st.state != "running":
+            # The previous supervisor started this worker and died before recording it: count the
+            # attempt, and date it from the process so its end event is recognised as this attempt's.
+            started = handle.pid_start or time.time()
+            changes.update(attempts=st.attempts + 1, started_at=started, ended_at=None, exit_code=None,
+                           signal=None, first_started_at=st.first_started_at or started)
+        self.set_state(run_id, "running", **changes)
         return True
 
     # --- one tick ------------------------------------------------------------------------------
