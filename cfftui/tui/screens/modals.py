@@ -100,5 +100,5 @@ class HelpScreen(ModalScreen[None]):
 
 def _key_label(key: str) -> str:
     names = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]",
-             "escape": "esc"}
+             "escape": "esc", "backspace": "backspace"}
     return ",".join(names.get(k, k) for k in key.split(","))

@@ -24,7 +24,7 @@ class ResultsScreen(Screen[None]):
     BINDINGS = [
         Binding("e", "export", "Export"),
         Binding("a", "reanalyse", "Re-analyse"),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape,backspace", "app.pop_screen", "Back"),
     ]
 
     def __init__(self, experiment: str) -> None:

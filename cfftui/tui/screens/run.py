@@ -28,7 +28,7 @@ class RunScreen(Screen[None]):
         Binding("l", "tab('log')", "Log"),
         Binding("p", "tab('spec')", "Spec/status"),
         Binding("x", "stop_run", "Stop run"),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape,backspace", "app.pop_screen", "Back"),
     ]
 
     def __init__(self, experiment: str, run_id: str, *, tab: str = "metrics") -> None:

@@ -31,7 +31,7 @@ class StudyScreen(Screen[None]):
         Binding("e", "export", "Export"),
         Binding("left_square_bracket", "switch(-1)", "Prev exp", show=False),
         Binding("right_square_bracket", "switch(1)", "Next exp", show=False),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape,backspace", "app.pop_screen", "Back"),
     ]
 
     def __init__(self, experiment: str) -> None:
