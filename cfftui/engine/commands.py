@@ -359,6 +359,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not snaps:
         print(f"no experiments in {store.root}")
         return OK
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -369,18 +370,20 @@ def cmd_status(args: argparse.Namespace) -> int:
             if s.supervisor
             else "no supervisor running"
         )
-        table = Table(title=f"{summary(s)}; {sup}", title_justify="left")
+        factors = " / ".join(f["key"].rsplit(".", 1)[-1] for f in s.plan.get("factors", []))
+        table = Table(title=f"{summary(s)}; {sup}" + (f"\ncell = {factors}" if factors else ""),
+                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in ("run id", "cell", "seed", "state", "where", "progress", "eta", "note"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col != "cell", overflow="ellipsis")
         for r in s.runs:
             st = r.status
             where = (
                 f"{st.host}:{st.pid}" + (f" gpu {st.gpu}" if st.gpu else "") if st.state == "running" else ""
             )
-            note = st.error or (f"top1 {r.result['top1']:.4f}" if r.result and "top1" in r.result else "")
+            note = st.error or (f"top1 {100 * r.result['top1']:.1f}%" if r.result and "top1" in r.result else "")
             table.add_row(
                 r.run_id,
-                " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r.cell.items()),
+                " / ".join(r.cell.values()),
                 str(r.seed),
                 r.state,
                 where,
