@@ -80,6 +80,11 @@ class Analysis:
                 f"Brown–Forsythe {p_clause(row['brown_forsythe_p'])}, means differ by "
                 f"{row['mean_diff']:.1f}{diff_unit} (Welch {p_clause(row['welch_p'])})")
 
+    def short_headline(self) -> str:
+        """'5.90× p = 0.003': the variance ratio and its Brown–Forsythe p, for narrow columns."""
+        row = self.overall()
+        return f"{_fmt_ratio(row['variance_ratio'])}× {p_clause(row['brown_forsythe_p'])}"
+
 
 def _fmt_ratio(x: float | None) -> str:
     return "n/a" if x is None or math.isnan(x) else ("∞" if math.isinf(x) else f"{x:.2f}")

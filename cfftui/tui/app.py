@@ -103,7 +103,8 @@ class CffApp(App[int]):
         self.feed = StoreFeed(runs_dir, study_file, clock)
         self.view_request: ViewRequest = ("overview",)
         self.experiment_names: tuple[str, ...] = ()
-        self.headlines: dict[str, str] = {}
+        self.headlines: dict[str, tuple[str, str]] = {}
+        """Experiment -> (short result for the table, full headline) once its analysis ran."""
         self.analyses: dict[str, backend.AnalysisView] = {}
         self.payloads = 0
         """Payloads applied so far (tests wait on it instead of sleeping)."""
@@ -310,9 +311,9 @@ class CffApp(App[int]):
         self._headline_pending.discard(message.experiment)
         if message.view is not None:
             self.analyses[message.experiment] = message.view
-            self.headlines[message.experiment] = message.view.headline
+            self.headlines[message.experiment] = (message.view.short, message.view.headline)
         else:
-            self.headlines[message.experiment] = f"no analysis: {message.error}"
+            self.headlines[message.experiment] = ("no analysis", f"no analysis: {message.error}")
         handler = getattr(self.screen, "apply_analysis", None)
         if handler is not None:
             handler(message)

@@ -105,6 +105,8 @@ class AnalysisView:
     """The analysis as the results screen shows it: headline, tables, warnings and a strip plot."""
 
     headline: str
+    short: str
+    """The ratio and its p-value, for the experiments table's narrow result column."""
     tables: dict[str, Any]
     """Table name -> polars.DataFrame."""
     warnings: tuple[str, ...]
@@ -112,36 +114,16 @@ class AnalysisView:
     analysis: Any
 
 
-def _stats(name: str) -> Any:
-    """A public function of the statistics part, wherever in cfftui.stats it is defined."""
-    import importlib
-
-    for module in ("cfftui.stats", "cfftui.stats.analysis", "cfftui.stats.export", "cfftui.stats.present",
-                   "cfftui.stats.plots"):
-        try:
-            found = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            continue
-        if found is not None:
-            return found
-    raise BackendError(f"the statistics part has no {name}() yet")
-
-
 def analyse(runs_dir: str, experiment: str, strip_width: int = 60) -> AnalysisView:
-    analyse_fn = _stats("analyse")
+    from cfftui.stats import analyse as analyse_store
+    from cfftui.stats import strip_plot
+
     try:
-        analysis = analyse_fn(runs_dir, experiment)
+        analysis = analyse_store(runs_dir, experiment)
         tables = dict(analysis.tables)
-        strip = ""
-        try:
-            strip_fn = _stats("strip_plot")
-        except BackendError:
-            strip_fn = None
         frame = _strip_frame(tables)
-        if strip_fn is not None and frame is not None:
-            strip = str(strip_fn(frame, str(getattr(analysis, "metric", "") or _metric(runs_dir, experiment)),
-                                 strip_width))
-        return AnalysisView(headline=str(analysis.headline()), tables=tables,
+        strip = "" if frame is None else str(strip_plot(frame, analysis.metric, strip_width))
+        return AnalysisView(headline=str(analysis.headline()), short=analysis.short_headline(), tables=tables,
                             warnings=tuple(str(w) for w in analysis.warnings), strip=strip, analysis=analysis)
     except Exception as exc:  # noqa: BLE001 - AnalysisError and anything else: one line
         raise BackendError(_one_line(exc)) from None
@@ -157,15 +139,8 @@ def _strip_frame(tables: dict[str, Any]) -> Any:
     return None
 
 
-def _metric(runs_dir: str, experiment: str) -> str:
-    from cfftui.engine.store import RunStore
-
-    plan = RunStore(runs_dir).read_plan(experiment) or {}
-    return str((plan.get("analysis") or {}).get("metric") or "top1")
-
-
 def export(view: AnalysisView, out_dir: str | os.PathLike[str], formats: Sequence[str]) -> list[Path]:
-    write_exports = _stats("write_exports")
+    from cfftui.stats import write_exports
     try:
         return list(write_exports(view.analysis, Path(out_dir), list(formats)))
     except Exception as exc:  # noqa: BLE001

@@ -63,7 +63,7 @@ class ExperimentsScreen(Screen[None]):
         for row in payload.rows:
             cells = list(row.cells)
             if row.name in app.headlines:
-                cells[-1] = app.headlines[row.name]
+                cells[-1] = app.headlines[row.name][0]
             rows[row.name] = tuple(cells)
         self.query_one(KeyedTable).show_rows([r.name for r in payload.rows], rows)
         self._show_detail()
@@ -87,11 +87,11 @@ class ExperimentsScreen(Screen[None]):
         if row is None:
             return
         app: Any = self.app
-        lines = [f"{row.name}: {row.description or '(no description)'}"]
         state = "supervisor running" if row.alive else ("not started" if not row.started else "no supervisor")
-        lines.append(f"{row.planned} runs · {state}")
+        lines = [f"{row.name}: {row.planned} runs · {state}"]
         if row.name in app.headlines:
-            lines.append(app.headlines[row.name])
+            lines.append(app.headlines[row.name][1])
+        lines.append(row.description or "(no description)")
         update_if_changed(detail, Text("\n".join(lines)))
 
     @property
