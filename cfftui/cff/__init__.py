@@ -1,1 +1,1 @@
-"""The CFF science: model, margin losses, datasets, on-device augmentation, trainer and worker (torch lives here only)."""
+"""The CFF science: model, margin losses, data, augmentation, trainer, worker (the only home of torch)."""

@@ -19,7 +19,8 @@ def test_command_module_imports_neither_textual_nor_torch() -> None:
 
 
 def test_the_console_never_imports_torch(tmp_path: Path) -> None:
-    code = "import sys, cfftui.tui.app, cfftui.tui.screens.run, cfftui.tui.screens.results; print('torch' in sys.modules)"
+    code = ("import sys, cfftui.tui.app, cfftui.tui.screens.run, cfftui.tui.screens.results; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
