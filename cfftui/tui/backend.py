@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,8 @@ def load_study_file(path: str | os.PathLike[str]) -> StudyFile:
     """Read and validate the study file; errors are returned, never raised (the screen shows them)."""
     if not Path(path).is_file():
         return StudyFile(error=f"{path}: no such study file")
-    try:
-        from cfftui.config import StudyError, load_study
-    except ImportError as exc:
-        return StudyFile(error=f"the study loader is not available ({exc})")
+    from cfftui.config import StudyError, load_study
+
     try:
         study = load_study(path)
     except StudyError as exc:
@@ -59,45 +58,41 @@ def load_study_file(path: str | os.PathLike[str]) -> StudyFile:
     infos = []
     for name, exp in study.experiments.items():
         cells = math.prod(len(f.levels) for f in exp.factors) if exp.factors else 1
-        infos.append(ExperimentInfo(name=name, description=str(getattr(exp, "description", "") or ""),
-                                    cells=cells, seeds=len(exp.seeds)))
-    return StudyFile(experiments=tuple(infos), runs_dir=getattr(study, "runs_dir", None))
+        infos.append(ExperimentInfo(name=name, description=exp.description, cells=cells, seeds=len(exp.seeds)))
+    return StudyFile(experiments=tuple(infos), runs_dir=study.runs_dir)
 
 
-def _control() -> Any:
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Any failure inside becomes a BackendError whose text is its first line."""
     try:
-        from cfftui.engine import control
-    except ImportError as exc:
-        raise BackendError(f"the engine's control API is not available ({exc})") from None
-    return control
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the console reports every failure in one line
+        raise BackendError(_one_line(exc)) from None
 
 
 def start(study_file: str, names: Sequence[str], runs_dir: str, *, retry_failed: bool = False) -> dict[str, int]:
     """Start or resume experiments through the engine's supervisor (which outlives the console)."""
-    try:
-        return dict(_control().start(study_file, list(names), runs_dir=runs_dir, retry_failed=retry_failed))
-    except BackendError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the console reports every engine failure in one line
-        raise BackendError(_one_line(exc)) from None
+    from cfftui.engine import control
+
+    with one_line_errors():
+        return dict(control.start(study_file, list(names), runs_dir=runs_dir, retry_failed=retry_failed))
 
 
 def stop(runs_dir: str, experiment: str, run_id: str | None = None) -> None:
-    try:
-        _control().stop(runs_dir, experiment, run_id)
-    except BackendError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise BackendError(_one_line(exc)) from None
+    from cfftui.engine import control
+
+    with one_line_errors():
+        control.stop(runs_dir, experiment, run_id)
 
 
 def retry_failed(runs_dir: str, experiment: str) -> None:
-    try:
-        _control().retry_failed(runs_dir, experiment)
-    except BackendError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise BackendError(_one_line(exc)) from None
+    from cfftui.engine import control
+
+    with one_line_errors():
+        control.retry_failed(runs_dir, experiment)
 
 
 @dataclass(frozen=True)
@@ -118,33 +113,19 @@ def analyse(runs_dir: str, experiment: str, strip_width: int = 60) -> AnalysisVi
     from cfftui.stats import analyse as analyse_store
     from cfftui.stats import strip_plot
 
-    try:
+    with one_line_errors():
         analysis = analyse_store(runs_dir, experiment)
         tables = dict(analysis.tables)
-        frame = _strip_frame(tables)
-        strip = "" if frame is None else str(strip_plot(frame, analysis.metric, strip_width))
-        return AnalysisView(headline=str(analysis.headline()), short=analysis.short_headline(), tables=tables,
-                            warnings=tuple(str(w) for w in analysis.warnings), strip=strip, analysis=analysis)
-    except Exception as exc:  # noqa: BLE001 - AnalysisError and anything else: one line
-        raise BackendError(_one_line(exc)) from None
-
-
-def _strip_frame(tables: dict[str, Any]) -> Any:
-    """The per-run frame of the analysis (one row per seed and cell)."""
-    if "runs" in tables:
-        return tables["runs"]
-    for frame in tables.values():
-        if "seed" in getattr(frame, "columns", ()):
-            return frame
-    return None
+        return AnalysisView(headline=analysis.headline(), short=analysis.short_headline(), tables=tables,
+                            warnings=tuple(analysis.warnings),
+                            strip=strip_plot(tables["runs"], analysis.metric, strip_width), analysis=analysis)
 
 
 def export(view: AnalysisView, out_dir: str | os.PathLike[str], formats: Sequence[str]) -> list[Path]:
     from cfftui.stats import write_exports
-    try:
+
+    with one_line_errors():
         return list(write_exports(view.analysis, Path(out_dir), list(formats)))
-    except Exception as exc:  # noqa: BLE001
-        raise BackendError(_one_line(exc)) from None
 
 
 def _one_line(exc: BaseException) -> str:
