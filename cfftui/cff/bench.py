@@ -24,7 +24,7 @@ from cfftui.cff.reference import (
     ref_step,
 )
 from cfftui.cff.train import stage1_step
-from cfftui.spec import ModelConfig
+from cfftui.spec import LossConfig, ModelConfig, RunConfig
 
 GATE_DLOSS, GATE_DW = 1e-12, 1e-10
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -61,10 +61,9 @@ class BenchConfig:
 
     @property
     def margins(self) -> list[float]:
-        if self.depth == 1:
-            return [self.margin_first]
-        step = (self.margin_last - self.margin_first) / (self.depth - 1)
-        return [self.margin_first + step * i for i in range(self.depth)]
+        """The trainer's own linear schedule (RunConfig.margins) for this depth and these margins."""
+        loss = LossConfig(margin_first=self.margin_first, margin_last=self.margin_last)
+        return RunConfig(model=self.model(), loss=loss).margins()
 
     def model(self) -> ModelConfig:
         return ModelConfig(
