@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cfftui.config import Experiment
-from cfftui.spec import RunConfig, RunSpec
+from cfftui.spec import RunConfig, RunSpec, flops_per_view, stage1_flops_per_image
 
 # Image geometry (side, channels) and official train/test sizes of the built-in datasets.
 DATASET_SHAPES: dict[str, tuple[int, int, int, int]] = {
@@ -63,15 +63,11 @@ def run_flops(config: RunConfig) -> dict[str, float]:
     """FLOPs of one run by stage (multiply-add = 2), following performance.md section 1.1."""
     side, channels, n_train, n_test = dataset_geometry(config)
     m, t = config.model, config.train
-    tokens = (side // m.patch_size) ** 2
-    width = m.embed_dim
-    # QKV 6NE^2 + output 2NE^2 + MLP 4*r*NE^2, and scores + attention x V 4N^2E: 16NE^2 + 4N^2E at r = 2.
-    block = (8 + 4 * m.mlp_ratio) * tokens * width**2 + 4 * tokens**2 * width
-    embed = 2 * tokens * channels * m.patch_size**2 * width
-    encoder_view = m.depth * block + embed
+    geometry = {"tokens": (side // m.patch_size) ** 2, "dim": m.embed_dim, "depth": m.depth,
+                "mlp_ratio": m.mlp_ratio, "patch_dim": channels * m.patch_size**2}
+    encoder_view = flops_per_view(**geometry)
     batch = min(t.batch_size, max(1, n_train))
-    loss_per_image = m.depth * 8 * batch * width  # a (2B x 2B x E) similarity matmul per block and batch
-    forward = 2 * encoder_view + loss_per_image
+    forward = stage1_flops_per_image(**geometry, batch_size=batch) / 3  # two views and the losses
     n_val = round(n_train * config.data.val_fraction)
     n_fit = n_train - n_val
     train = 3 * forward * n_fit * t.epochs

@@ -277,6 +277,23 @@ def run_id_for(config: RunConfig, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def flops_per_view(*, tokens: int, dim: int, depth: int, mlp_ratio: float, patch_dim: int) -> float:
+    """Forward FLOPs of one view through the encoder (multiply-add = 2; performance.md §1.1).
+
+    Per block: QKV 6NE², output 2NE², MLP 4rNE², scores and attention x V 4N²E; plus the patch embedding.
+    """
+    block = tokens * dim * dim * (8 + 4 * mlp_ratio) + 4 * tokens * tokens * dim
+    return depth * block + 2 * tokens * patch_dim * dim
+
+
+def stage1_flops_per_image(*, tokens: int, dim: int, depth: int, mlp_ratio: float, patch_dim: int,
+                           batch_size: int) -> float:
+    """Training FLOPs per image per stage-1 step: two views, a [2B, 2B] similarity per block, bwd ~ 2x fwd."""
+    view = flops_per_view(tokens=tokens, dim=dim, depth=depth, mlp_ratio=mlp_ratio, patch_dim=patch_dim)
+    similarity = 8 * batch_size * dim * depth
+    return 3 * (2 * view + similarity)
+
+
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

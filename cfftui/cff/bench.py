@@ -18,13 +18,12 @@ from cfftui.cff.model import build_encoder, patchify
 from cfftui.cff.reference import (
     as_fast_state_dict,
     build_reference,
-    flops_per_image,
     ref_loader,
     ref_optimizers,
     ref_step,
 )
 from cfftui.cff.train import stage1_step
-from cfftui.spec import LossConfig, ModelConfig, RunConfig
+from cfftui.spec import LossConfig, ModelConfig, RunConfig, stage1_flops_per_image
 
 GATE_DLOSS, GATE_DW = 1e-12, 1e-10
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -301,7 +300,7 @@ def run_bench(
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The whole benchmark; prints as it goes and returns the figures (passed is False if the gate failed)."""
-    flops = flops_per_image(
+    flops = stage1_flops_per_image(
         tokens=cfg.tokens,
         dim=cfg.dim,
         depth=cfg.depth,
@@ -309,7 +308,7 @@ def run_bench(
         patch_dim=cfg.patch_dim,
         batch_size=cfg.batch_size,
     )
-    ref_flops = flops_per_image(
+    ref_flops = stage1_flops_per_image(
         tokens=cfg.tokens,
         dim=cfg.dim,
         depth=cfg.depth,

@@ -196,13 +196,3 @@ def ref_loader(
         num_workers=0,
         generator=gen,
     )
-
-
-def flops_per_image(
-    *, tokens: int, dim: int, depth: int, mlp_ratio: float, patch_dim: int, batch_size: int
-) -> float:
-    """Training FLOPs per image per stage-1 step (2 views, fwd + bwd ~ 3x fwd; performance.md §1.1)."""
-    block = tokens * dim * dim * (8 + 4 * mlp_ratio) + 4 * tokens * tokens * dim
-    embed = 2 * tokens * patch_dim * dim
-    loss = 8 * batch_size * dim  # the [2B, 2B] similarity matmul, per image per block
-    return 3 * (2 * (depth * block + embed) + depth * loss)
