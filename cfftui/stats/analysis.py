@@ -17,6 +17,7 @@ from scipy import stats
 from cfftui.stats.anova import anova_type2
 from cfftui.stats.bootstrap import bootstrap_variance_ratio, pooled_variance
 from cfftui.stats.frames import PERCENT_METRICS, AnalysisError, StudyFrames, cell_label, load_frames
+from cfftui.stats.strip import strip_plot
 
 DEFAULT_BOOTSTRAP = 10_000
 CONFIDENCE = 0.95
@@ -79,6 +80,12 @@ class Analysis:
         return (f"{a} / {b} variance ratio {_fmt_ratio(row['variance_ratio'])}× {ci}, "
                 f"Brown–Forsythe {p_clause(row['brown_forsythe_p'])}, means differ by "
                 f"{row['mean_diff']:.1f}{diff_unit} (Welch {p_clause(row['welch_p'])})")
+
+    def strip(self, width: int) -> str:
+        """The per-seed strip plot of the finished runs, one line per cell labelled by its levels."""
+        runs = self.tables["runs"].filter(pl.col("finished"))
+        labelled = runs.with_columns(cell=pl.concat_str([pl.col(c) for c in self.factors], separator=" "))
+        return strip_plot(labelled, self.metric, width)
 
     def short_headline(self) -> str:
         """'5.90× p = 0.003': the variance ratio and its Brown–Forsythe p, for narrow columns."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import polars as pl
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from cfftui.stats.analysis import Analysis
 from cfftui.stats.present import DisplayTable, display_tables, settings_line
-from cfftui.stats.strip import strip_plot
 
 
 def _width(columns: list[str], rows: list[list[str]]) -> int:
@@ -38,9 +36,7 @@ def report_renderable(analysis: Analysis, width: int = 100) -> RenderableType:
     parts: list[RenderableType] = [Text(analysis.headline(), style="bold"),
                                    Text(settings_line(analysis), style="dim")]
     parts += [Text(f"warning: {w}", style="yellow") for w in analysis.warnings]
-    runs = analysis.tables["runs"].filter(pl.col("finished"))
-    short = runs.with_columns(cell=pl.concat_str([pl.col(c) for c in analysis.factors], separator=" "))
-    strip = strip_plot(short, analysis.metric, width)
+    strip = analysis.strip(width)
     if strip:
         parts += [Text(""), Text(f"{analysis.metric} per run (● run, ┃ mean, ─ 95% CI)", style="bold"),
                   Text(strip)]

@@ -111,14 +111,13 @@ class AnalysisView:
 
 def analyse(runs_dir: str, experiment: str, strip_width: int = 60) -> AnalysisView:
     from cfftui.stats import analyse as analyse_store
-    from cfftui.stats import strip_plot
 
     with one_line_errors():
         analysis = analyse_store(runs_dir, experiment)
         tables = dict(analysis.tables)
         return AnalysisView(headline=analysis.headline(), short=analysis.short_headline(), tables=tables,
                             warnings=tuple(analysis.warnings),
-                            strip=strip_plot(tables["runs"], analysis.metric, strip_width), analysis=analysis)
+                            strip=analysis.strip(strip_width), analysis=analysis)
 
 
 def export(view: AnalysisView, out_dir: str | os.PathLike[str], formats: Sequence[str]) -> list[Path]:
