@@ -6,10 +6,11 @@ time from a key press to the pane showing its effect (capture-pane polling every
 5 ms; the figure includes that resolution and tmux's own latency). Each round
 times these keys on the study screen: `f` six times (every state filter, the
 table rebuilt each time), `down` (the cursor row moves), `enter` (the run screen
-is painted, then its block table shows data) and `escape` (the study screen again).
-A lone ESC reaches a Textual app only after its input thread's next 100 ms tick (it
-must tell the key from the start of an escape sequence), so `back` includes ~100 ms
-that no console code can shorten.
+is painted, then its block table shows data), and back to the study screen with `escape`
+and, after opening the run again, with `backspace`. A lone ESC reaches a Textual app only
+after its input thread's next 100 ms tick (it must tell the key from the start of an escape
+sequence), so `back_escape` includes ~100 ms that no console code can shorten; backspace
+does the same without it.
 Load comes from one of:
 
   --source engine   the engine's supervisor with the fake worker (runtime.fake = true,
@@ -238,7 +239,11 @@ def main() -> int:
                 timed("open_run_paint", paint)
                 timed("open_run_data", data)
                 press(session, "Escape")
-                timed("back", wait_screen(session, "filter: all", 10))
+                timed("back_escape", wait_screen(session, "filter: all", 10))
+                press(session, "Enter")
+                wait_screen(session, "spec/status", 10)
+                press(session, "BSpace")
+                timed("back_backspace", wait_screen(session, "filter: all", 10))
             rss.append(app.memory_info().rss)
         time.sleep(max(0.0, t0 + args.seconds - time.monotonic()))
         cpu = app.cpu_percent(None)
