@@ -204,12 +204,12 @@ def watch(runs_dir: str, experiments: list[str]) -> int:
                             control.launch_supervisor(runs_dir, snap.experiment)
                         except control.StartError as e:
                             say(str(e))
+            if all(s.finished for s in snaps):
+                break  # the final summary follows below
             if progress is None and time.monotonic() - last_summary >= summary_every:
                 last_summary = time.monotonic()
                 for snap in snaps:
                     say(summary(snap))
-            if all(s.finished for s in snaps):
-                break
             time.sleep(interval)
     finally:
         if progress is not None:
@@ -225,13 +225,10 @@ def watch(runs_dir: str, experiments: list[str]) -> int:
 
 
 def analyse(runs_dir: str, experiment: str) -> None:
-    """Print the headline and write the exports, when the statistics package is installed."""
-    try:
-        from cfftui.stats import analyse as run_analysis
-        from cfftui.stats import write_exports
-    except ImportError:
-        print(f"{experiment}: analysis skipped (cfftui.stats is not available)")
-        return
+    """Print the headline and write the exports next to the runs."""
+    from cfftui.stats import analyse as run_analysis
+    from cfftui.stats import write_exports
+
     try:
         result = run_analysis(runs_dir, experiment)
         out_dir = RunStore(runs_dir).results_dir(experiment)
