@@ -68,7 +68,8 @@ def launch_supervisor(
     """Start a detached supervisor (own session, output to supervisor.log); return the live one's pid.
 
     If another supervisor already holds the experiment, the new one exits at once and
-    the pid returned is the holder's.
+    the pid returned is the holder's. A supervisor that started and died before this
+    call looked also counts as started: its pid is returned and the lock is free.
     """
     store = RunStore(runs_dir)
     plan = store.read_plan(experiment) or {}
@@ -93,6 +94,11 @@ def launch_supervisor(
         if rc == 0:
             return proc.pid  # it had nothing left to do
         if rc is not None and rc != 3:
+            holder = read_json(store.lock_path(experiment)) or {}
+            if holder.get("pid") == proc.pid:
+                # It did start, and has died since (a slow poller can miss its whole life);
+                # watchers notice that no supervisor holds the lock and start another.
+                return proc.pid
             raise StartError(f"{experiment}: the supervisor exited with status {rc}; see {log_path}")
         time.sleep(0.02)
     raise StartError(f"{experiment}: the supervisor did not start within {wait_s:g} s; see {log_path}")

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cfftui.engine import control
-from cfftui.engine.store import RunStore
+from cfftui.engine.store import RunStore, read_json
 from cfftui.events import read_events
 
 from .helpers import assert_complete_stream, fake_specs, log_text, meta, wait_finished, wait_until
@@ -85,6 +85,32 @@ def test_sigkill_of_the_supervisor_leaves_workers_running_and_a_new_one_readopts
     log = log_text(runs)
     assert f"re-adopted live worker pid {pids[kept_id]} (recorded pid)" in log
     assert "vanished without an end event" in log
+
+
+def test_a_supervisor_that_dies_before_the_launcher_looks_still_counts_as_started(
+    runs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A starved launcher can miss a supervisor's whole life (CI saw this): the launcher
+    # must report it as started, not as a failed start, so that the caller adopts the runs.
+    specs = fake_specs(seeds=1, epochs=30, rate=20.0)
+    store = RunStore(runs)
+    real_info = control.supervisor_info
+
+    def starved_poll(runs_dir: str, experiment: str) -> None:
+        info = wait_until(lambda: real_info(runs_dir, experiment), what="the supervisor")
+        os.kill(int(info["pid"]), signal.SIGKILL)
+        wait_until(lambda: not control.supervisor_alive(runs_dir, experiment), what="it to die")
+        return None
+
+    monkeypatch.setattr(control, "supervisor_info", starved_poll)
+    pid = control.submit(runs, "exp", specs, meta(jobs=2))
+    assert (read_json(store.lock_path("exp")) or {}).get("pid") == pid
+    monkeypatch.undo()
+    assert not control.supervisor_alive(runs, "exp")
+    assert control.launch_supervisor(runs, "exp") != pid
+    wait_finished(runs)
+    for s in specs:
+        assert store.read_status("exp", s.run_id).state == "done"
 
 
 def test_failed_runs_retry_within_budget_and_diverged_runs_do_not(
