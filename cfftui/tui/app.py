@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from textual import work
-from textual.app import App
+from textual.app import App, ScreenStackError, UnknownModeError
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
@@ -179,9 +179,9 @@ class CffApp(App[int]):
     def on_cff_app_polled(self, message: Polled) -> None:
         try:
             self.experiment_names = message.names
-            screen = self.screen
+            screen = self._shown_screen()
             apply = getattr(screen, "apply_payload", None)
-            if apply is not None and message.payload is not None and screen.is_mounted:
+            if apply is not None and message.payload is not None and screen is not None and screen.is_mounted:
                 try:
                     apply(message.payload)
                 except NoMatches:
@@ -194,6 +194,13 @@ class CffApp(App[int]):
             self.payloads += 1
         finally:
             self._consumed.set()
+
+    def _shown_screen(self) -> Any:
+        """The active screen, or None once the app is closing (a thread's message can land after that)."""
+        try:
+            return self.screen
+        except (ScreenStackError, UnknownModeError):
+            return None
 
     # --- navigation ---------------------------------------------------------------------
     def open_study(self, experiment: str) -> None:
@@ -314,7 +321,7 @@ class CffApp(App[int]):
             self.headlines[message.experiment] = (message.view.short, message.view.headline)
         else:
             self.headlines[message.experiment] = ("no analysis", f"no analysis: {message.error}")
-        handler = getattr(self.screen, "apply_analysis", None)
+        handler = getattr(self._shown_screen(), "apply_analysis", None)
         if handler is not None:
             handler(message)
         self._poke()

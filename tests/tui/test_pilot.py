@@ -173,3 +173,16 @@ async def test_no_color_is_respected(tmp_path: Path, monkeypatch) -> None:  # ty
         await fresh(pilot, app)
         # states stay readable without colour: each has its own mark
         assert str(app.screen.query_one(KeyedTable).get_row_at(1)[2]) == "✓ done"
+
+
+async def test_messages_from_threads_after_the_app_closed_are_harmless(tmp_path: Path) -> None:
+    # The watcher and the analysis run in threads: their last message can land while the app exits.
+    live_store(tmp_path / "runs")
+    app = CffApp(str(tmp_path / "experiments.toml"), str(tmp_path / "runs"), poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fresh(pilot, app)
+    app._consumed.clear()
+    app.on_cff_app_polled(CffApp.Polled(app.feed.overview(), ("live",)))
+    app.on_cff_app_analysis_ready(CffApp.AnalysisReady("live", None, "no runs"))
+    assert app._consumed.is_set()  # the watcher is not left waiting
+    assert app.headlines["live"][0] == "no analysis"
