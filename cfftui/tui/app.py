@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, ScreenStackError, UnknownModeError
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -18,6 +18,7 @@ from textual.worker import get_current_worker
 
 from cfftui.tui import backend
 from cfftui.tui.feed import Overview, RunPayload, StoreFeed, StudyPayload
+from cfftui.tui.idle_gc import IdleCollector
 from cfftui.tui.live import Clock
 
 if TYPE_CHECKING:
@@ -29,8 +30,19 @@ PACE_PER_CHANGED_RUN_S = 0.005
 """A payload that changes many rows costs the UI thread a repaint of the whole visible table, so the
 watcher waits this long per changed run (200 busy runs: one payload a second) unless a key wakes it."""
 
+KEY_QUIET_S = 0.2
+"""After a key press the watcher pauses between runs until the screen has repainted, for at most this
+long: its reading holds the GIL, and sharing it would slow the repaint that answers the key."""
+
+GC_TICK_S = 0.25
+"""How often the console checks whether a full garbage collection is due (cfftui.tui.idle_gc)."""
+
 ViewRequest = tuple[Any, ...]
 """What the active screen wants: ("overview",), ("study", exp, selected_key) or ("run", exp, id, layer)."""
+
+
+class ViewChanged(Exception):
+    """Raised in the watcher thread to abandon a payload the user has already moved away from."""
 
 
 class ConsoleCommands(Provider):
@@ -100,8 +112,12 @@ class CffApp(App[int]):
         self.attach = attach
         self.clock = clock
         self.poll_interval = poll_interval
-        self.feed = StoreFeed(runs_dir, study_file, clock)
+        self.feed = StoreFeed(runs_dir, study_file, clock, between_runs=self._between_runs)
         self.view_request: ViewRequest = ("overview",)
+        self._building: ViewRequest = self.view_request
+        """The request the watcher is answering now."""
+        self._quiet_until = 0.0
+        """Until this monotonic time the watcher waits between runs (a key is being answered)."""
         self.experiment_names: tuple[str, ...] = ()
         self.headlines: dict[str, tuple[str, str]] = {}
         """Experiment -> (short result for the table, full headline) once its analysis ran."""
@@ -115,6 +131,7 @@ class CffApp(App[int]):
         """The last request only moved the selection within the same view."""
         self._headline_pending: set[str] = set()
         self._run_screen: RunScreen | None = None
+        self.garbage = IdleCollector()
 
     # --- lifecycle ------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -124,6 +141,34 @@ class CffApp(App[int]):
         if self.attach:
             self.open_study(self.attach)
         self._watch_store()
+        self.garbage.start()
+        self.set_interval(GC_TICK_S, self._collect_garbage, name="idle garbage collection")
+
+    def _collect_garbage(self) -> None:
+        self.garbage.tick(answering_key=self._quiet_until > time.monotonic())
+
+    def on_unmount(self) -> None:
+        self.garbage.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self.garbage.key_pressed()
+            self._quiet_until = time.monotonic() + KEY_QUIET_S
+            self.call_after_refresh(self._end_quiet)
+        await super().on_event(event)
+
+    def _end_quiet(self) -> None:
+        self._quiet_until = 0.0
+
+    def _between_runs(self) -> None:
+        """The watcher's pause point: drop work the user moved away from; let a key's repaint have the GIL."""
+        while True:
+            if self.view_request != self._building:
+                raise ViewChanged
+            left = self._quiet_until - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.005))
 
     def request_view(self, request: ViewRequest) -> None:
         """Screens say what they show; the watcher answers once the screen has been repainted.
@@ -146,8 +191,12 @@ class CffApp(App[int]):
         worker = get_current_worker()
         read_store = True
         while not worker.is_cancelled:
-            request = self.view_request
-            payload = self._payload_for(request, read_store)
+            request = self._building = self.view_request
+            try:
+                payload = self._payload_for(request, read_store)
+            except ViewChanged:
+                read_store = not _same_view(request, self.view_request)
+                continue
             names = tuple(self.feed.experiment_names())
             # backpressure: wait (at most a cycle) until the UI applied the last payload; never queue up
             if self._consumed.wait(self.poll_interval) and not worker.is_cancelled:

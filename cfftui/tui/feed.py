@@ -14,7 +14,7 @@ import datetime as dt
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,10 @@ class StoreFeed:
     """Everything the console reads, polled from the watcher thread only."""
 
     def __init__(self, runs_dir: str | os.PathLike[str], study_file: str | os.PathLike[str],
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, between_runs: Callable[[], None] | None = None) -> None:
         self.runs_dir = os.fspath(runs_dir)
+        self.between_runs = between_runs
+        """Passed to every tracker (StudyTracker.between_runs)."""
         self.study_file = os.fspath(study_file)
         self.clock = clock
         self.store = RunStore(runs_dir)
@@ -142,7 +144,7 @@ class StoreFeed:
     # --- sources ---------------------------------------------------------------
     def tracker(self, experiment: str) -> StudyTracker:
         if experiment not in self.trackers:
-            self.trackers[experiment] = StudyTracker(self.runs_dir, experiment, self.clock)
+            self.trackers[experiment] = StudyTracker(self.runs_dir, experiment, self.clock, self.between_runs)
         return self.trackers[experiment]
 
     def refresh_study(self) -> None:

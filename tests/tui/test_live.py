@@ -98,3 +98,26 @@ def test_log_tail_is_bounded(tmp_path: Path) -> None:
     text = read_log_tail(log, limit=1000)
     assert len(text) <= 1000 and text.startswith("line ") and text.endswith("line 9999\n")
     assert read_log_tail(tmp_path / "none.log") == ""
+
+
+def test_a_tracker_poll_can_be_abandoned_between_runs(tmp_path: Path) -> None:
+    specs = finished_store(tmp_path, seeds=2, epochs=4)
+    seen: list[int] = []
+
+    class Moved(Exception):
+        pass
+
+    def between_runs() -> None:
+        if len(seen) == 2:
+            raise Moved
+        seen.append(1)
+
+    tracker = StudyTracker(tmp_path, "margin", between_runs=between_runs)
+    try:
+        tracker.poll()
+    except Moved:
+        pass
+    read = [r for r in tracker.runs.values() if r.epoch == 4]
+    assert len(read) == 2  # the two runs read before the abandon are whole, the rest untouched
+    tracker.between_runs = None
+    assert tracker.poll() == {s.run_id for s in specs} - {r.run_id for r in read}
