@@ -1,11 +1,4 @@
-"""Full garbage collections moved to moments when nobody is typing.
-
-Textual's render caches leave tens of thousands of objects in reference cycles
-every few seconds under a busy study, so CPython's automatic full collection
-(80–120 ms with the console's heap) keeps landing on key presses. The console
-turns it off and collects from a timer instead, once no key has come for a
-while, or unconditionally when it is overdue, so memory stays bounded.
-"""
+"""Full garbage collections moved to moments when no key is being answered."""
 
 from __future__ import annotations
 
@@ -18,7 +11,14 @@ NEVER = 2**30
 
 
 class IdleCollector:
-    """Decides when to run the full collection that the interpreter no longer runs by itself."""
+    """Decides when to run the full collection that the interpreter no longer runs by itself.
+
+    Textual's strips cache results that refer back to them, so a busy study leaves about 12,000
+    objects a second in reference cycles, and CPython's automatic full collection (80–120 ms with
+    the console's heap) is triggered by allocations, that is, mostly in the middle of a repaint.
+    Collected from a timer instead, when no key is being answered (or when overdue), the same work
+    lands between key presses and memory stays bounded.
+    """
 
     def __init__(self, *, quiet_s: float = 0.1, every_s: float = 3.0, overdue_s: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
