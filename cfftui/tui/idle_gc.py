@@ -13,8 +13,8 @@ NEVER = 2**30
 class IdleCollector:
     """Decides when to run the full collection that the interpreter no longer runs by itself.
 
-    Textual's strips cache results that refer back to them, so a busy study leaves about 12,000
-    objects a second in reference cycles, and CPython's automatic full collection (80–120 ms with
+    Textual's rendering leaves its strips, their per-strip caches and segments in reference cycles
+    (about 12,000 objects a second under a busy study), and CPython's automatic full collection (80–120 ms with
     the console's heap) is triggered by allocations, that is, mostly in the middle of a repaint.
     Collected from a timer instead, when no key is being answered (or when overdue), the same work
     lands between key presses and memory stays bounded.
