@@ -240,8 +240,11 @@ class ExperimentWatch:
     """An experiment's plan and its runs, in plan order, kept up to date by `poll()`."""
 
     def __init__(self, runs_dir: str | os.PathLike[str], experiment: str, *, history: int = 0,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, between_runs: Callable[[], None] | None = None) -> None:
         self.store = RunStore(runs_dir)
+        self.between_runs = between_runs
+        """Called before each run is read; it may raise to abandon a poll (the console does, when the
+        user moves on), and every run read so far stays consistent."""
         self.experiment = experiment
         self.history = history
         self.clock = clock
@@ -284,9 +287,14 @@ class ExperimentWatch:
     def poll(self, run_ids: Iterable[str] | None = None) -> set[str]:
         """Read what changed on disk (every run, or only those named); return the ids of runs that changed."""
         self.poll_plan()
-        if run_ids is None:
-            return {run_id for run_id, run in self.runs.items() if run.poll()}
-        return {run_id for run_id in run_ids if (run := self.runs.get(run_id)) is not None and run.poll()}
+        changed = set()
+        for run_id in list(self.runs) if run_ids is None else run_ids:
+            if self.between_runs is not None:
+                self.between_runs()
+            run = self.runs.get(run_id)
+            if run is not None and run.poll():
+                changed.add(run_id)
+        return changed
 
     # --- summaries -------------------------------------------------------------------------
     def counts(self) -> Counter[str]:

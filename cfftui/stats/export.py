@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
-from cfftui.engine.store import atomic_write_text
+from cfftui.engine.store import atomic_write_bytes, atomic_write_text
 from cfftui.stats.analysis import Analysis
 from cfftui.stats.frames import AnalysisError
 from cfftui.stats.present import as_jsonable, display_tables, latex_table, macros_tex, markdown_report, settings_line
@@ -80,19 +79,6 @@ def render_exports(analysis: Analysis, formats: Iterable[str] = FORMATS) -> dict
     return files
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_exports(analysis: Analysis, out_dir: str | Path,
                   formats: Iterable[str] = FORMATS) -> list[Path]:
     """Write every table in each format into out_dir; returns the paths written.
@@ -112,6 +98,6 @@ def write_exports(analysis: Analysis, out_dir: str | Path,
         if name.endswith((".csv", ".json", ".md", ".tex")):
             atomic_write_text(path, data.decode())
         else:
-            _atomic_write_bytes(path, data)
+            atomic_write_bytes(path, data)
         written.append(path)
     return written

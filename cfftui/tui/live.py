@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from cfftui.engine.watch import Clock, ExperimentWatch, RunWatch
 
@@ -34,23 +34,9 @@ class StudyTracker(ExperimentWatch):
 
     def __init__(self, runs_dir: str | os.PathLike[str], experiment: str, clock: Clock = time.time,
                  between_runs: Callable[[], None] | None = None) -> None:
-        super().__init__(runs_dir, experiment, history=HISTORY, clock=clock)
-        self.between_runs = between_runs
-        """Called before each run is read: the console's watcher pauses there while a key is answered."""
+        super().__init__(runs_dir, experiment, history=HISTORY, clock=clock, between_runs=between_runs)
         self._cells: tuple[int, dict[Levels, list[RunLive]]] = (-1, {})
         self._cell_series: dict[tuple[Levels, str, int], tuple[tuple[int, ...], float, list[float]]] = {}
-
-    def poll(self, run_ids: Iterable[str] | None = None) -> set[str]:
-        if self.between_runs is None:
-            return super().poll(run_ids)
-        self.poll_plan()
-        changed = set()
-        for run_id in list(self.runs) if run_ids is None else run_ids:
-            self.between_runs()  # may raise to abandon the poll: each run read so far stays consistent
-            run = self.runs.get(run_id)
-            if run is not None and run.poll():
-                changed.add(run_id)
-        return changed
 
     def supervisor_alive(self) -> bool:
         """Whether a supervisor holds this experiment (the engine's flock probe)."""

@@ -20,6 +20,34 @@ import pytest
 
 RAY = Path(sys.executable).with_name("ray")
 
+STUDY = """
+[experiments.rayfake]
+description = "fake runs on a Ray cluster"
+dataset = "synthetic"
+seeds = 2
+model.depth = 2
+train.epochs = 6
+probe.epochs = 2
+runtime.fake = true
+runtime.fake_events_per_s = 10
+runtime.checkpoint_every = 2
+runtime.device = "cpu"
+
+[experiments.rayfake.factors]
+"loss.margin_mode" = ["clamp", "subtract"]
+
+[experiments.rayfake.execution]
+executor = "ray"
+hang_timeout_s = 60
+"""
+"""A 2x2 fake study that asks for the Ray executor (the Ray tests' experiments.toml)."""
+
+
+def cfftui(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+           timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cfftui", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
 
 @dataclass
 class Cluster:

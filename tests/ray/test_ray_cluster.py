@@ -6,8 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -17,33 +15,13 @@ from cfftui.engine import control
 from cfftui.engine.store import RunStore
 from cfftui.events import read_events
 from tests.engine.helpers import assert_complete_stream, fake_specs, log_text, meta, wait_finished, wait_until
-from tests.ray.conftest import Cluster
+from tests.ray.conftest import STUDY, Cluster, cfftui
 
 pytestmark = pytest.mark.ray
 
 FAST = {"CFFTUI_POLL_S": "0.1", "CFFTUI_HEARTBEAT_S": "0.5", "CFFTUI_KILL_GRACE_S": "2",
         "CFFTUI_STOP_GRACE_S": "10", "CFFTUI_WATCH_S": "0.1", "CFFTUI_SUMMARY_S": "60"}
 
-STUDY = """
-[experiments.rayfake]
-description = "fake runs on a Ray cluster"
-dataset = "synthetic"
-seeds = 2
-model.depth = 2
-train.epochs = 6
-probe.epochs = 2
-runtime.fake = true
-runtime.fake_events_per_s = 10
-runtime.checkpoint_every = 2
-runtime.device = "cpu"
-
-[experiments.rayfake.factors]
-"loss.margin_mode" = ["clamp", "subtract"]
-
-[experiments.rayfake.execution]
-executor = "ray"
-hang_timeout_s = 60
-"""
 
 
 @pytest.fixture
@@ -53,11 +31,6 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("CFFTUI_FAKE_FAULTS", raising=False)
     monkeypatch.chdir(tmp_path)
     return str(tmp_path / "runs")
-
-
-def cfftui(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cfftui", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=180)
 
 
 def nodes_used(runs: str, experiment: str) -> set[str]:

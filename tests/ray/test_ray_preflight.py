@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,31 +13,7 @@ from cfftui.engine.executors.ray_node import RunHost, carried_files
 from cfftui.engine.store import atomic_write_json
 from cfftui.events import read_events
 from tests.engine.helpers import assert_complete_stream, fake_specs
-
-STUDY = """
-[experiments.rayfake]
-description = "fake runs for the Ray executor tests"
-dataset = "synthetic"
-seeds = 2
-model.depth = 2
-train.epochs = 6
-probe.epochs = 2
-runtime.fake = true
-runtime.fake_events_per_s = 8
-runtime.checkpoint_every = 2
-runtime.device = "cpu"
-
-[experiments.rayfake.factors]
-"loss.margin_mode" = ["clamp", "subtract"]
-
-[experiments.rayfake.execution]
-executor = "ray"
-"""
-
-
-def cfftui(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cfftui", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+from tests.ray.conftest import STUDY, cfftui
 
 
 def test_ray_not_installed_is_one_line_and_writes_nothing(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ import math
 import os
 import signal
 import socket
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from typing import Any
 
 from cfftui.engine.executors.base import Exit, Handle, LaunchRequest
 from cfftui.engine.executors.ray_node import METRICS, STDERR, STDOUT, RunHost, carried_files
+from cfftui.engine.store import atomic_write_bytes
 
 log = logging.getLogger("cfftui.supervisor")
 
@@ -108,20 +108,6 @@ def common_line_prefix(old: bytes, new: bytes) -> int:
     """Length of the longest run of whole lines that `old` and `new` both start with."""
     shared = os.path.commonprefix([old, new])
     return shared.rfind(b"\n") + 1
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Readers (and a resumed worker) see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
